@@ -1,0 +1,282 @@
+//! The read side: deliver committed records in order, zero what was consumed, publish
+//! the new head.
+//!
+//! Consumed bytes are zeroed before head moves past them, so the next lap finds zero
+//! lengths ("nothing here") and `unblock` can tell a hole from a record. Every length
+//! read from shared memory is validated before it is used: a corrupt or hostile segment
+//! yields [`ReadError::Corrupt`], never an out-of-bounds access.
+
+use crate::kind::{Mpsc, RingKind};
+use crate::layout::Counter;
+use crate::record::{align, checked_size, HEADER_LEN, PADDING_TYPE};
+use crate::sync::{Ordering, RingMemory};
+use crate::{ReadError, Segment, SegmentError};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// The read end of a ring; one per segment.
+///
+/// ```
+/// use shm_ring::{Kind, Segment, SegmentOptions, Spsc};
+/// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 4096))?;
+/// let (mut tx, mut rx) = (seg.producer::<Spsc>()?, seg.consumer::<Spsc>()?);
+/// for i in 1..=3 {
+///     tx.try_write(i, &[i as u8; 3])?;
+/// }
+/// let mut seen = Vec::new();
+/// assert_eq!(rx.read(2, |ty, _| seen.push(ty))?, 2); // at most `limit` records
+/// assert_eq!(rx.read(10, |ty, _| seen.push(ty))?, 1);
+/// assert_eq!(seen, [1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Consumer<K: RingKind> {
+    segment: Segment,
+    memory: RingMemory,
+    capacity: usize,
+    max_msg: usize,
+    /// Our head (we are its only writer); published after each read.
+    head: u64,
+    /// Head and the time it was first seen stalled, for `unblock_stalled`.
+    stall: Option<(u64, Instant)>,
+    _kind: PhantomData<K>,
+}
+
+impl Segment {
+    /// The consumer end of this segment's ring; it resumes from the committed head.
+    /// Fails if the segment holds another ring kind or this process already holds it.
+    pub fn consumer<K: RingKind>(&self) -> Result<Consumer<K>, SegmentError> {
+        self.check_kind(K::KIND)?;
+        let memory = self.memory().clone();
+        let head = memory.counter(Counter::Head).load(Ordering::Acquire);
+        if head % HEADER_LEN as u64 != 0 {
+            return Err(SegmentError::CorruptHeader(format!(
+                "head {head} is not 8-aligned"
+            )));
+        }
+        self.take_end(true)?;
+        Ok(Consumer {
+            segment: self.clone(),
+            memory,
+            capacity: self.capacity(),
+            max_msg: self.max_message_len(),
+            head,
+            stall: None,
+            _kind: PhantomData,
+        })
+    }
+}
+
+impl<K: RingKind> Drop for Consumer<K> {
+    fn drop(&mut self) {
+        self.segment.release_end(true);
+    }
+}
+
+/// Consumed-but-unpublished progress; zeroes and publishes on drop, so a panicking
+/// handler still leaves the ring consistent (the record it panicked on is consumed).
+struct Progress<'a> {
+    memory: &'a RingMemory,
+    capacity: usize,
+    head: &'a mut u64,
+    pos: u64,
+}
+
+impl Drop for Progress<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let n = (self.pos - *self.head) as usize;
+        if n == 0 {
+            return;
+        }
+        let start = *self.head as usize & (self.capacity - 1);
+        let first = n.min(self.capacity - start);
+        // SAFETY: `head .. pos` holds records we validated, delivered and now own; no
+        // producer writes there until head is published below. Both pieces are in bounds
+        // (`first <= capacity - start`, `n - first < capacity`).
+        unsafe {
+            self.memory.zero(start, first);
+            if n > first {
+                self.memory.zero(0, n - first);
+            }
+        }
+        self.memory
+            .counter(Counter::Head)
+            .store(self.pos, Ordering::Release);
+        *self.head = self.pos;
+    }
+}
+
+impl<K: RingKind> Consumer<K> {
+    /// Hands up to `limit` committed records, in order, to `handler(type, body)` and
+    /// consumes them. Returns how many it handled (0 when the ring is empty or the next
+    /// record is still being written). Never blocks.
+    ///
+    /// The body slice points into shared memory and is valid only during the call.
+    #[inline]
+    pub fn read<F>(&mut self, limit: usize, mut handler: F) -> Result<usize, ReadError>
+    where
+        F: FnMut(i32, &[u8]),
+    {
+        let (capacity, max_msg) = (self.capacity, self.max_msg);
+        let start = self.head;
+        let mut p = Progress {
+            memory: &self.memory,
+            capacity,
+            head: &mut self.head,
+            pos: start,
+        };
+        let mut count = 0;
+        while count < limit {
+            let index = p.pos as usize & (capacity - 1);
+            let length = p.memory.length(index).load(Ordering::Acquire);
+            if length == 0 {
+                break;
+            }
+            let msg_type = p.memory.msg_type(index).load(Ordering::Relaxed);
+            let corrupt = |reason: String| ReadError::Corrupt {
+                position: p.pos,
+                reason,
+            };
+            if length < 0 {
+                // Being written. The type may not be visible yet; check the length alone.
+                checked_size(length, 1, index, capacity, max_msg)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                break;
+            }
+            let size = checked_size(length, msg_type, index, capacity, max_msg)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if p.pos + size as u64 - start > capacity as u64 {
+                return Err(corrupt("records run past one lap of the buffer".into()));
+            }
+            p.pos += size as u64;
+            if msg_type != PADDING_TYPE {
+                count += 1;
+                // SAFETY: the committed length (Acquire) makes the body visible and ours;
+                // `checked_size` bounded it inside the data region.
+                unsafe {
+                    p.memory
+                        .read(index + HEADER_LEN, length as usize - HEADER_LEN, |body| {
+                            handler(msg_type, body)
+                        })
+                };
+            }
+        }
+        Ok(count)
+    }
+
+    /// Stream position of the next record to read (bytes since creation).
+    pub fn position(&self) -> u64 {
+        self.head
+    }
+
+    /// The segment this consumer reads from.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+}
+
+impl Consumer<Mpsc> {
+    /// Repairs a claim whose producer died before committing it, so the records behind it
+    /// flow again: an in-progress record becomes padding; a hole (claimed, header never
+    /// written) becomes padding up to the next record. Returns whether it changed anything.
+    ///
+    /// It cannot tell a dead producer from a very slow one: call it only after the ring
+    /// has been stuck for longer than any producer takes to commit (see
+    /// [`Consumer::unblock_stalled`]). A slow producer that commits later gets
+    /// [`WriteError::Unblocked`](crate::WriteError::Unblocked).
+    pub fn unblock(&mut self) -> Result<bool, ReadError> {
+        let cap = self.capacity;
+        let head = self.head;
+        let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
+        if tail <= head {
+            return Ok(false);
+        }
+        let corrupt = |reason: String| ReadError::Corrupt {
+            position: head,
+            reason,
+        };
+        if tail - head > cap as u64 {
+            return Err(corrupt(format!("tail {tail} is more than a lap ahead")));
+        }
+        let index = head as usize & (cap - 1);
+        let length = self.memory.length(index);
+        let current = length.load(Ordering::Acquire);
+        if current < 0 {
+            let size = checked_size(current, 1, index, cap, self.max_msg)
+                .map_err(|e| corrupt(e.to_string()))?;
+            self.memory
+                .msg_type(index)
+                .store(PADDING_TYPE, Ordering::Relaxed);
+            let won = length
+                .compare_exchange(current, size as i32, Ordering::Release, Ordering::Relaxed)
+                .is_ok();
+            if won {
+                tracing::warn!(position = head, size, "unblocked an uncommitted record");
+            }
+            return Ok(won);
+        }
+        if current > 0 {
+            return Ok(false);
+        }
+        // A hole: find the next header that was written, within the claimed range and
+        // before the end of the buffer (a claim never crosses it).
+        let end = (index as u64 + (tail - head)).min(cap as u64) as usize;
+        let Some(next) = (index + HEADER_LEN..end)
+            .step_by(HEADER_LEN)
+            .find(|&i| self.memory.length(i).load(Ordering::Acquire) != 0)
+        else {
+            return Ok(false);
+        };
+        // Confirm the gap is still untouched before covering it.
+        if (index..next)
+            .step_by(HEADER_LEN)
+            .any(|i| self.memory.length(i).load(Ordering::Acquire) != 0)
+        {
+            return Ok(false);
+        }
+        let size = next - index;
+        self.memory
+            .msg_type(index)
+            .store(PADDING_TYPE, Ordering::Relaxed);
+        let won = length
+            .compare_exchange(0, size as i32, Ordering::Release, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            tracing::warn!(
+                position = head,
+                size,
+                "unblocked a hole left by a dead producer"
+            );
+        }
+        Ok(won)
+    }
+
+    /// Calls [`unblock`](Consumer::unblock) once the ring has been stuck at the same head,
+    /// with claimed data behind it, for at least `timeout`. Call it from the read loop.
+    pub fn unblock_stalled(&mut self, timeout: Duration) -> Result<bool, ReadError> {
+        let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
+        if tail <= self.head {
+            self.stall = None;
+            return Ok(false);
+        }
+        match self.stall {
+            Some((head, since)) if head == self.head => {
+                if since.elapsed() >= timeout && self.unblock()? {
+                    self.stall = None;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            _ => {
+                self.stall = Some((self.head, Instant::now()));
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Bytes a record of `len` body bytes occupies in the ring.
+pub fn record_size(len: usize) -> usize {
+    align(HEADER_LEN + len)
+}

@@ -1,0 +1,132 @@
+//! Error types, one per operation family.
+
+use crate::layout::Kind;
+use std::io;
+use thiserror::Error;
+
+/// Why a segment could not be created, opened or attached to.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// A system call failed.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The segment name is not acceptable.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The options are not acceptable.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// A segment of that name already exists (create never clobbers).
+    #[error("segment {0:?} already exists")]
+    AlreadyExists(String),
+    /// No segment of that name exists.
+    #[error("segment {0:?} does not exist")]
+    NotFound(String),
+    /// The segment's creator has not finished writing its header (retry shortly), or the
+    /// object is not a ring segment at all.
+    #[error("segment is not initialised (magic word is zero)")]
+    NotInitialised,
+    /// The header does not belong to a segment of this library.
+    #[error("bad magic {found:#018x}: not a shm-ring segment")]
+    BadMagic {
+        /// The word found.
+        found: u64,
+    },
+    /// The segment uses another layout version.
+    #[error("layout version mismatch: this library speaks {expected}, segment has {found}")]
+    VersionMismatch {
+        /// Ours.
+        expected: u32,
+        /// Theirs.
+        found: u32,
+    },
+    /// A header field holds an impossible value.
+    #[error("corrupt header: {0}")]
+    CorruptHeader(String),
+    /// The file size does not match what the header describes (truncated or grown).
+    #[error("segment size is {found} bytes but its header describes {expected}")]
+    SizeMismatch {
+        /// From the header.
+        expected: usize,
+        /// From fstat.
+        found: usize,
+    },
+    /// An anonymous segment arrived without the seals that stop a peer from shrinking it.
+    #[error("memfd segment is not sealed against shrinking (seals {0:#x})")]
+    Unsealed(i32),
+    /// The segment holds another kind of ring than the caller asked for.
+    #[error("ring kind mismatch: caller expects {expected}, segment is {found}")]
+    KindMismatch {
+        /// Asked for.
+        expected: Kind,
+        /// Found in the header.
+        found: Kind,
+    },
+    /// This process already holds the end that may exist only once (the consumer, or the
+    /// producer of an SPSC ring).
+    #[error("this process already holds the {0} of this segment")]
+    AlreadyAttached(&'static str),
+}
+
+impl SegmentError {
+    pub(crate) fn io(op: &'static str, errno: nix::errno::Errno) -> Self {
+        SegmentError::Io {
+            op,
+            source: io::Error::from_raw_os_error(errno as i32),
+        }
+    }
+}
+
+/// Why a record could not be written or claimed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Not enough free space right now; retry after the consumer catches up.
+    #[error("ring is full")]
+    Full,
+    /// The body is longer than the ring's maximum message length (capacity / 8).
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    TooLong {
+        /// Body length asked for.
+        len: usize,
+        /// The ring's limit.
+        max: usize,
+    },
+    /// Message types must be `>= 1` (`-1` is padding, the rest reserved).
+    #[error("message type {0} is invalid: types must be >= 1")]
+    InvalidType(i32),
+    /// The shared positions are impossible: the segment is corrupt or a peer misbehaves.
+    #[error("corrupt ring: {0}")]
+    Corrupt(String),
+    /// The consumer unblocked this claim (took it for a dead producer's) before it was
+    /// committed; the record was dropped as padding.
+    #[error("claim was unblocked by the consumer before commit")]
+    Unblocked,
+}
+
+/// Why the consumer could not read on.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// A record header or a shared position is impossible. Records before it were
+    /// delivered and consumed; the ring stays stopped at `position`.
+    #[error("corrupt ring at position {position}: {reason}")]
+    Corrupt {
+        /// Stream position of the bad record.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,363 @@
+//! The write side: reserve space, write the body, publish the length.
+//!
+//! Publication follows Aeron: the header's length is first stored negative (claimed,
+//! being written), then the body is written, then the positive length is stored with
+//! `Release`. A record that does not fit before the end of the buffer is preceded by a
+//! padding record that fills the gap, and goes at index 0; if the space it needs there is
+//! not free as well, the write is refused and nothing is touched (the edge Aeron's C
+//! SPSC ring once got wrong by writing over unread data at index 0).
+
+use crate::kind::{Mpsc, RingKind};
+use crate::layout::{Counter, Kind};
+use crate::record::{align, HEADER_LEN, PADDING_TYPE};
+use crate::sync::{commit_ordering, fence, BodyMut, Ordering, RingMemory};
+use crate::{Segment, SegmentError, WriteError};
+use std::marker::PhantomData;
+
+/// The write end of a ring. `Producer<Spsc>` is unique; `Producer<Mpsc>` is `Clone`.
+///
+/// ```
+/// use shm_ring::{Kind, Mpsc, Segment, SegmentOptions, WriteError};
+/// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 64))?;
+/// let mut a = seg.producer::<Mpsc>()?;
+/// let mut b = a.clone();
+/// a.try_write(1, b"from a")?;
+/// b.try_write(2, b"from b")?;
+/// assert_eq!(a.try_write(1, &[0; 9]), Err(WriteError::TooLong { len: 9, max: 8 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Producer<K: RingKind> {
+    segment: Segment,
+    memory: RingMemory,
+    capacity: usize,
+    max_msg: usize,
+    /// SPSC: our tail (we are its only writer). MPSC: unused.
+    tail: u64,
+    /// The last head we saw; a lower bound of the real head.
+    head_cache: u64,
+    _kind: PhantomData<K>,
+}
+
+impl Segment {
+    /// The producer end of this segment's ring. Fails if the segment holds another ring
+    /// kind, or (SPSC) if this process already holds its producer.
+    pub fn producer<K: RingKind>(&self) -> Result<Producer<K>, SegmentError> {
+        self.check_kind(K::KIND)?;
+        let memory = self.memory().clone();
+        let tail = memory.counter(Counter::Tail).load(Ordering::Acquire);
+        let head = memory.counter(Counter::Head).load(Ordering::Acquire);
+        let capacity = self.capacity();
+        if head > tail || tail - head > capacity as u64 || tail % 8 != 0 {
+            return Err(SegmentError::CorruptHeader(format!(
+                "positions head {head} tail {tail} impossible for capacity {capacity}"
+            )));
+        }
+        if K::KIND == Kind::Spsc {
+            self.take_end(false)?;
+        }
+        Ok(Producer {
+            segment: self.clone(),
+            memory,
+            capacity,
+            max_msg: self.max_message_len(),
+            tail,
+            head_cache: head,
+            _kind: PhantomData,
+        })
+    }
+}
+
+impl<K: RingKind> Drop for Producer<K> {
+    fn drop(&mut self) {
+        if K::KIND == Kind::Spsc {
+            self.segment.release_end(false);
+        }
+    }
+}
+
+impl Clone for Producer<Mpsc> {
+    fn clone(&self) -> Self {
+        Producer {
+            segment: self.segment.clone(),
+            memory: self.memory.clone(),
+            capacity: self.capacity,
+            max_msg: self.max_msg,
+            tail: 0,
+            head_cache: self.head_cache,
+            _kind: PhantomData,
+        }
+    }
+}
+
+/// Space reserved by [`Producer::try_claim`], written in place. Commit it to publish;
+/// dropping it without `commit` aborts it (the consumer skips it as padding).
+///
+/// ```
+/// use shm_ring::{Kind, Segment, SegmentOptions, Spsc};
+/// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 1024))?;
+/// let mut tx = seg.producer::<Spsc>()?;
+/// let mut claim = tx.try_claim(7, 4)?;
+/// claim.as_mut_slice().copy_from_slice(&42u32.to_le_bytes());
+/// claim.commit()?;
+/// let mut rx = seg.consumer::<Spsc>()?;
+/// rx.read(1, |ty, body| assert_eq!((ty, body), (7, &42u32.to_le_bytes()[..])))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Claim<'a, K: RingKind> {
+    producer: &'a mut Producer<K>,
+    index: usize,
+    record_len: i32,
+    body: BodyMut,
+    done: bool,
+}
+
+impl<K: RingKind> Producer<K> {
+    /// Copies `body` into the ring as one record of type `msg_type` (>= 1). Never blocks:
+    /// [`WriteError::Full`] means retry later.
+    #[inline]
+    pub fn try_write(&mut self, msg_type: i32, body: &[u8]) -> Result<(), WriteError> {
+        let index = self.begin(msg_type, body.len())?;
+        // SAFETY: `begin` reserved `index .. index + align(8 + len)` for us alone, and it
+        // lies in the data region; the body starts after the 8-byte header.
+        unsafe { self.memory.write(index + HEADER_LEN, body) };
+        self.publish(index, (HEADER_LEN + body.len()) as i32)
+    }
+
+    /// Reserves a record of `len` body bytes of type `msg_type` to be written in place.
+    /// The slice starts zeroed. Never blocks.
+    #[inline]
+    pub fn try_claim(&mut self, msg_type: i32, len: usize) -> Result<Claim<'_, K>, WriteError> {
+        let index = self.begin(msg_type, len)?;
+        // SAFETY: as in `try_write`: the reserved range is ours until commit or abort.
+        let body = unsafe { self.memory.body_mut(index + HEADER_LEN, len) };
+        Ok(Claim {
+            producer: self,
+            index,
+            record_len: (HEADER_LEN + len) as i32,
+            body,
+            done: false,
+        })
+    }
+
+    /// Largest body this ring accepts.
+    pub fn max_message_len(&self) -> usize {
+        self.max_msg
+    }
+
+    /// The segment this producer writes to.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// Checks the request, reserves space and marks the header as being written.
+    #[inline(always)]
+    fn begin(&mut self, msg_type: i32, len: usize) -> Result<usize, WriteError> {
+        if msg_type < 1 {
+            return Err(WriteError::InvalidType(msg_type));
+        }
+        if len > self.max_msg {
+            return Err(WriteError::TooLong {
+                len,
+                max: self.max_msg,
+            });
+        }
+        let size = align(HEADER_LEN + len);
+        let index = match K::KIND {
+            Kind::Spsc => self.reserve_spsc(size)?,
+            Kind::Mpsc => self.reserve_mpsc(size)?,
+        };
+        self.memory
+            .msg_type(index)
+            .store(msg_type, Ordering::Relaxed);
+        self.memory
+            .length(index)
+            .store(-((HEADER_LEN + len) as i32), Ordering::Relaxed);
+        // Keep the "being written" mark ahead of the body, so a consumer that unblocks a
+        // stalled claim never mistakes body bytes for the start of the next record.
+        fence(Ordering::Release);
+        Ok(index)
+    }
+
+    /// Space needed at `tail` for a record of `size`: the padding before it (when it
+    /// does not fit before the end) and the record.
+    #[inline(always)]
+    fn needed(&self, tail: u64, size: usize) -> (usize, usize) {
+        let index = tail as usize & (self.capacity - 1);
+        let to_end = self.capacity - index;
+        let pad = if size > to_end { to_end } else { 0 };
+        (index, pad)
+    }
+
+    fn fresh_head(&self, tail: u64) -> Result<u64, WriteError> {
+        let head = self.memory.counter(Counter::Head).load(Ordering::Acquire);
+        if head > tail || tail - head > self.capacity as u64 {
+            return Err(WriteError::Corrupt(format!(
+                "head {head} is impossible with tail {tail}"
+            )));
+        }
+        Ok(head)
+    }
+
+    #[inline(always)]
+    fn reserve_spsc(&mut self, size: usize) -> Result<usize, WriteError> {
+        let tail = self.tail;
+        let (index, pad) = self.needed(tail, size);
+        let need = (pad + size) as u64;
+        let cap = self.capacity as u64;
+        if need > cap - (tail - self.head_cache) {
+            self.head_cache = self.fresh_head(tail)?;
+            if need > cap - (tail - self.head_cache) {
+                return Err(WriteError::Full);
+            }
+        }
+        if pad > 0 {
+            self.write_padding(index, pad);
+        }
+        self.tail = tail + need;
+        self.memory
+            .counter(Counter::Tail)
+            .store(self.tail, Ordering::Release);
+        Ok(if pad > 0 { 0 } else { index })
+    }
+
+    fn reserve_mpsc(&mut self, size: usize) -> Result<usize, WriteError> {
+        let cap = self.capacity as u64;
+        let tail_counter = self.memory.counter(Counter::Tail);
+        let (index, pad) = loop {
+            let tail = tail_counter.load(Ordering::Acquire);
+            let (index, pad) = self.needed(tail, size);
+            let need = (pad + size) as u64;
+            let mut head = self
+                .memory
+                .counter(Counter::HeadCache)
+                .load(Ordering::Acquire);
+            if head > tail || need > cap - (tail - head) {
+                head = self.memory.counter(Counter::Head).load(Ordering::Acquire);
+                if head > tail {
+                    // Our tail is stale (others claimed and the consumer caught up), or
+                    // the counters are garbage: tell the two apart with a fresh tail.
+                    if head > tail_counter.load(Ordering::Acquire) {
+                        return Err(WriteError::Corrupt(format!("head {head} is ahead of tail")));
+                    }
+                    continue;
+                }
+                if tail - head > cap {
+                    return Err(WriteError::Corrupt(format!(
+                        "head {head} tail {tail} over capacity"
+                    )));
+                }
+                if need > cap - (tail - head) {
+                    return Err(WriteError::Full);
+                }
+                self.memory
+                    .counter(Counter::HeadCache)
+                    .store(head, Ordering::Release);
+            }
+            if tail_counter
+                .compare_exchange_weak(tail, tail + need, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                break (index, pad);
+            }
+        };
+        if pad > 0 {
+            self.write_padding(index, pad);
+        }
+        Ok(if pad > 0 { 0 } else { index })
+    }
+
+    /// A committed padding record filling `index .. index + pad` (the end of the buffer).
+    fn write_padding(&self, index: usize, pad: usize) {
+        self.memory
+            .msg_type(index)
+            .store(PADDING_TYPE, Ordering::Relaxed);
+        self.memory
+            .length(index)
+            .store(pad as i32, Ordering::Release);
+    }
+
+    /// Stores the positive length: the record becomes visible to the consumer.
+    #[inline(always)]
+    fn publish(&self, index: usize, record_len: i32) -> Result<(), WriteError> {
+        let length = self.memory.length(index);
+        match K::KIND {
+            Kind::Spsc => {
+                length.store(record_len, commit_ordering());
+                Ok(())
+            }
+            // A CAS, so a producer the consumer gave up on (unblocked) learns it.
+            Kind::Mpsc => length
+                .compare_exchange(
+                    -record_len,
+                    record_len,
+                    commit_ordering(),
+                    Ordering::Relaxed,
+                )
+                .map(drop)
+                .map_err(|_| WriteError::Unblocked),
+        }
+    }
+
+    fn abort(&self, index: usize, record_len: i32) {
+        let size = align(record_len as usize) as i32;
+        self.memory
+            .msg_type(index)
+            .store(PADDING_TYPE, Ordering::Relaxed);
+        let length = self.memory.length(index);
+        match K::KIND {
+            Kind::Spsc => length.store(size, Ordering::Release),
+            Kind::Mpsc => {
+                // If the consumer already unblocked it, it is padding already.
+                let _ = length.compare_exchange(
+                    -record_len,
+                    size,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+}
+
+impl<K: RingKind> Claim<'_, K> {
+    /// The claimed body, to be written in place.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.body.as_mut_slice()
+    }
+
+    /// Body length claimed.
+    pub fn len(&self) -> usize {
+        self.record_len as usize - HEADER_LEN
+    }
+
+    /// Whether the claimed body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Publishes the record. Fails only for MPSC when the consumer unblocked this claim
+    /// in the meantime (it then never delivers it).
+    #[inline]
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        self.done = true;
+        self.body.flush();
+        self.producer.publish(self.index, self.record_len)
+    }
+
+    /// Gives the space up: the consumer skips it as padding.
+    pub fn abort(mut self) {
+        self.done = true;
+        self.producer.abort(self.index, self.record_len);
+    }
+}
+
+impl<K: RingKind> Drop for Claim<'_, K> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.producer.abort(self.index, self.record_len);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `Segment`: one shared mapping holding a header page, a ring and its counters.
+//!
+//! A segment is either *named* (`shm_open` under `/dev/shm`, found by name) or
+//! *anonymous* (a sealed memfd whose fd is inherited or passed over a Unix socket).
+//!
+//! Unlink semantics: only the creator of a named segment removes its name, when its last
+//! `Segment` handle (including producers and consumers made from it) is dropped, unless
+//! [`SegmentOptions::unlink_on_drop`] says otherwise. Openers never unlink. Mappings stay
+//! valid in every process after the name is gone; the memory is freed when the last
+//! mapping and fd close. Anonymous segments have no name and vanish with their last fd.
+
+use crate::layout::{Geometry, Kind};
+use crate::sync::{AtomicU32, RingMemory};
+use crate::SegmentError;
+use std::sync::{Arc, Mutex};
+
+#[cfg(not(shm_loom))]
+mod name;
+#[cfg(not(shm_loom))]
+mod os;
+#[cfg(not(shm_loom))]
+pub mod process;
+
+#[cfg(not(shm_loom))]
+pub use name::validate_name;
+
+/// What to create: ring kind, capacity and the creator's choices.
+///
+/// ```
+/// use shm_ring::{Kind, SegmentOptions};
+/// let opts = SegmentOptions::new(Kind::Spsc, 64 * 1024).mode(0o600).notifier_kind(0);
+/// assert_eq!(opts.capacity(), 65536);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SegmentOptions {
+    kind: Kind,
+    capacity: usize,
+    notifier_kind: u32,
+    mode: u32,
+    unlink_on_drop: bool,
+}
+
+impl SegmentOptions {
+    /// A ring of `kind` with a data region of `capacity` bytes (a power of two,
+    /// 64 B ..= 1 GiB; checked at creation). Mode 0600, unlinked when the creator drops it.
+    pub fn new(kind: Kind, capacity: usize) -> Self {
+        SegmentOptions {
+            kind,
+            capacity,
+            notifier_kind: 0,
+            mode: 0o600,
+            unlink_on_drop: true,
+        }
+    }
+
+    /// An opaque tag recorded in the header for the layer that picks a notifier.
+    pub fn notifier_kind(mut self, kind: u32) -> Self {
+        self.notifier_kind = kind;
+        self
+    }
+
+    /// Permission bits of a named segment (default 0600). Applied with `fchmod`, so the
+    /// umask does not narrow them.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether the creator removes the name when its last handle drops (default true).
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// The ring kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The data region size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn geometry(&self) -> Result<Geometry, SegmentError> {
+        if self.mode & !0o777 != 0 {
+            return Err(SegmentError::InvalidOptions(format!(
+                "mode {:#o} has bits outside 0o777",
+                self.mode
+            )));
+        }
+        Geometry::new(self.capacity).map_err(SegmentError::InvalidOptions)
+    }
+}
+
+/// A mapped ring segment. Cheap to clone; the mapping lives while any clone, producer or
+/// consumer made from it lives.
+///
+/// ```
+/// use shm_ring::{Kind, Segment, SegmentOptions, Spsc};
+/// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 4096))?;
+/// let mut tx = seg.producer::<Spsc>()?;
+/// let mut rx = seg.consumer::<Spsc>()?;
+/// tx.try_write(1, b"hello")?;
+/// let mut got = Vec::new();
+/// rx.read(10, |ty, body| got.push((ty, body.to_vec())))?;
+/// assert_eq!(got, [(1, b"hello".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Segment {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    memory: RingMemory,
+    geometry: Geometry,
+    kind: Kind,
+    notifier_kind: u32,
+    /// Process-local guards for the ends that may exist once: (consumer, producer).
+    /// Not shared memory and not part of the protocol.
+    ends_taken: Mutex<(bool, bool)>,
+    #[cfg(not(shm_loom))]
+    os: os::OsSegment,
+}
+
+/// The 2 KiB area in the header page that the ring never interprets, for the layers
+/// above (waiter words, liveness data, notifier state).
+#[derive(Debug, Clone, Copy)]
+pub struct Extension<'a> {
+    memory: &'a RingMemory,
+}
+
+impl Extension<'_> {
+    /// Number of 32-bit words in the area.
+    pub const WORDS: usize = crate::layout::EXTENSION_LEN / 4;
+
+    /// The 32-bit word at `word` (`< WORDS`; panics otherwise).
+    pub fn u32(&self, word: usize) -> &AtomicU32 {
+        self.memory.extension_u32(word)
+    }
+
+    /// Base address of the area inside the mapping, for objects that must be real C
+    /// objects in shared memory (`sem_t`). 8-byte aligned, [`EXTENSION_LEN`] bytes, valid
+    /// while the segment lives.
+    ///
+    /// [`EXTENSION_LEN`]: crate::layout::EXTENSION_LEN
+    #[cfg(not(shm_loom))]
+    pub fn as_ptr(&self) -> std::ptr::NonNull<u8> {
+        self.memory.extension_ptr()
+    }
+}
+
+impl Segment {
+    /// An anonymous segment private to this process tree: a sealed memfd here (its fd can
+    /// be inherited or sent to another process), heap cells under the loom model.
+    pub fn anonymous(opts: &SegmentOptions) -> Result<Segment, SegmentError> {
+        let geometry = opts.geometry()?;
+        #[cfg(not(shm_loom))]
+        {
+            let (os, memory) = os::OsSegment::create_anonymous(opts, geometry)?;
+            Ok(Segment::from_parts(
+                memory,
+                geometry,
+                opts.kind,
+                opts.notifier_kind,
+                os,
+            ))
+        }
+        #[cfg(shm_loom)]
+        {
+            let memory = RingMemory::new_model(geometry.capacity());
+            Ok(Segment::from_parts(
+                memory,
+                geometry,
+                opts.kind,
+                opts.notifier_kind,
+            ))
+        }
+    }
+
+    fn from_parts(
+        memory: RingMemory,
+        geometry: Geometry,
+        kind: Kind,
+        notifier_kind: u32,
+        #[cfg(not(shm_loom))] os: os::OsSegment,
+    ) -> Segment {
+        Segment {
+            inner: Arc::new(Inner {
+                memory,
+                geometry,
+                kind,
+                notifier_kind,
+                ends_taken: Mutex::new((false, false)),
+                #[cfg(not(shm_loom))]
+                os,
+            }),
+        }
+    }
+
+    /// The ring kind recorded in the header.
+    pub fn kind(&self) -> Kind {
+        self.inner.kind
+    }
+
+    /// Bytes in the data region.
+    pub fn capacity(&self) -> usize {
+        self.inner.geometry.capacity()
+    }
+
+    /// Largest message body the ring accepts (capacity / 8).
+    pub fn max_message_len(&self) -> usize {
+        self.inner.geometry.max_message_len()
+    }
+
+    /// The notifier tag the creator recorded.
+    pub fn notifier_kind(&self) -> u32 {
+        self.inner.notifier_kind
+    }
+
+    /// The opaque extension area of the header page.
+    pub fn extension(&self) -> Extension<'_> {
+        Extension {
+            memory: &self.inner.memory,
+        }
+    }
+
+    pub(crate) fn memory(&self) -> &RingMemory {
+        &self.inner.memory
+    }
+
+    pub(crate) fn check_kind(&self, expected: Kind) -> Result<(), SegmentError> {
+        if self.inner.kind != expected {
+            return Err(SegmentError::KindMismatch {
+                expected,
+                found: self.inner.kind,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the process-local right to hold the consumer (or SPSC producer) end.
+    pub(crate) fn take_end(&self, consumer: bool) -> Result<(), SegmentError> {
+        let mut ends = self
+            .inner
+            .ends_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (flag, what) = if consumer {
+            (&mut ends.0, "consumer")
+        } else {
+            (&mut ends.1, "producer")
+        };
+        if std::mem::replace(flag, true) {
+            return Err(SegmentError::AlreadyAttached(what));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn release_end(&self, consumer: bool) {
+        let mut ends = self
+            .inner
+            .ends_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if consumer {
+            ends.0 = false;
+        } else {
+            ends.1 = false;
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The operating-system side of a segment: shm_open / memfd, seals, mapping, and the
+//! header that the creator writes and every opener validates.
+
+use super::{process, validate_name, Segment, SegmentOptions};
+use crate::layout::*;
+use crate::sync::{AtomicU64, Ordering, RingMemory};
+use crate::SegmentError;
+use memmap2::{Advice, MmapOptions, MmapRaw};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::{fchmod, fstat, Mode};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// The OS resources behind a mapped segment.
+#[derive(Debug)]
+pub(super) struct OsSegment {
+    map: Arc<MmapRaw>,
+    fd: OwnedFd,
+    name: Option<String>,
+    /// Set only in the creator of a named segment that should unlink on drop.
+    unlink: Option<CString>,
+    creator: (u32, u64),
+}
+
+impl Drop for OsSegment {
+    fn drop(&mut self) {
+        if let Some(path) = &self.unlink {
+            match shm_unlink(path.as_c_str()) {
+                Ok(()) | Err(Errno::ENOENT) => {
+                    tracing::debug!(name = ?self.name, "segment unlinked")
+                }
+                Err(e) => tracing::warn!(name = ?self.name, error = %e, "shm_unlink failed"),
+            }
+        }
+    }
+}
+
+/// Removes a name created with O_EXCL if creation fails half-way.
+struct UnlinkOnError<'a>(Option<&'a CString>);
+
+impl Drop for UnlinkOnError<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = shm_unlink(path.as_c_str());
+        }
+    }
+}
+
+impl OsSegment {
+    pub(super) fn create_anonymous(
+        opts: &SegmentOptions,
+        geometry: Geometry,
+    ) -> Result<(OsSegment, RingMemory), SegmentError> {
+        let fd = memfd_create(
+            c"shm-ring",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| SegmentError::io("memfd_create", e))?;
+        size_file(&fd, geometry)?;
+        let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| SegmentError::io("F_ADD_SEALS", e))?;
+        let seg = initialise(fd, None, None, opts, geometry)?;
+        tracing::debug!(capacity = geometry.capacity(), kind = %opts.kind(), "anonymous segment created");
+        Ok(seg)
+    }
+}
+
+/// ftruncate to the layout's size.
+fn size_file(fd: &OwnedFd, geometry: Geometry) -> Result<(), SegmentError> {
+    let len = i64::try_from(geometry.segment_len()).expect("capacity bounded by MAX_CAPACITY");
+    nix::unistd::ftruncate(fd, len).map_err(|e| SegmentError::io("ftruncate", e))
+}
+
+fn map(fd: &OwnedFd, len: usize) -> Result<MmapRaw, SegmentError> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(fd)
+        .map_err(|source| SegmentError::Io { op: "mmap", source })
+}
+
+/// Maps a freshly sized file, prefaults it, writes the header (magic last).
+fn initialise(
+    fd: OwnedFd,
+    name: Option<String>,
+    unlink: Option<CString>,
+    opts: &SegmentOptions,
+    geometry: Geometry,
+) -> Result<(OsSegment, RingMemory), SegmentError> {
+    let map = map(&fd, geometry.segment_len())?;
+    // Touch every page now so a full tmpfs or memcg is an error here, not a SIGBUS later.
+    match map.advise(Advice::PopulateWrite) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {} // kernel < 5.14
+        Err(source) => {
+            return Err(SegmentError::Io {
+                op: "madvise(POPULATE_WRITE)",
+                source,
+            })
+        }
+    }
+    let pid = std::process::id();
+    let start = process::start_time(pid).unwrap_or(0);
+    let base = map.as_mut_ptr();
+    // SAFETY: the mapping is `segment_len` bytes, larger than the header page; the file is
+    // new (O_EXCL or memfd), so no other process has a valid view yet: the header is
+    // unpublished until the magic word is stored below. All offsets are aligned for their
+    // types (8 for u64, 4 for u32) and the mapping is page-aligned.
+    unsafe {
+        base.add(OFF_VERSION).cast::<u32>().write(LAYOUT_VERSION);
+        base.add(OFF_RING_KIND)
+            .cast::<u32>()
+            .write(opts.kind() as u32);
+        base.add(OFF_NOTIFIER_KIND)
+            .cast::<u32>()
+            .write(opts.notifier_kind);
+        base.add(OFF_FLAGS).cast::<u32>().write(0);
+        base.add(OFF_CAPACITY)
+            .cast::<u64>()
+            .write(geometry.capacity() as u64);
+        base.add(OFF_MAX_MSG)
+            .cast::<u32>()
+            .write(geometry.max_message_len() as u32);
+        base.add(OFF_CREATOR_PID).cast::<u32>().write(pid);
+        base.add(OFF_CREATOR_START).cast::<u64>().write(start);
+        base.add(OFF_TOTAL_LEN)
+            .cast::<u64>()
+            .write(geometry.segment_len() as u64);
+        // Publish: an opener that sees the magic sees the fields (Acquire in `read_header`).
+        AtomicU64::from_ptr(base.add(OFF_MAGIC).cast()).store(MAGIC, Ordering::Release);
+    }
+    Ok(finish(map, fd, name, unlink, geometry, (pid, start)))
+}
+
+fn finish(
+    map: MmapRaw,
+    fd: OwnedFd,
+    name: Option<String>,
+    unlink: Option<CString>,
+    geometry: Geometry,
+    creator: (u32, u64),
+) -> (OsSegment, RingMemory) {
+    let map = Arc::new(map);
+    let base = map.as_mut_ptr();
+    // SAFETY: the mapping is `geometry.segment_len()` bytes (checked by every caller), so
+    // the data region, extension area and trailer computed here lie inside it and are
+    // 8-aligned (page-aligned base, offsets multiples of 8); `map` is kept alive by the
+    // Arc handed to RingMemory as owner.
+    let memory = unsafe {
+        RingMemory::new(
+            NonNull::new_unchecked(base.add(HEADER_LEN)),
+            geometry.capacity(),
+            NonNull::new_unchecked(base.add(geometry.trailer_offset())),
+            NonNull::new_unchecked(base.add(EXTENSION_OFFSET)),
+            map.clone(),
+        )
+    };
+    (
+        OsSegment {
+            map,
+            fd,
+            name,
+            unlink,
+            creator,
+        },
+        memory,
+    )
+}
+
+/// A snapshot of the header fields, copied once out of untrusted memory.
+#[derive(Debug)]
+struct Header {
+    kind: Kind,
+    notifier_kind: u32,
+    geometry: Geometry,
+    creator: (u32, u64),
+}
+
+/// Reads and validates the header of a mapping of `file_len` bytes.
+fn read_header(map: &MmapRaw, file_len: usize) -> Result<Header, SegmentError> {
+    if file_len < HEADER_LEN {
+        return Err(SegmentError::SizeMismatch {
+            expected: HEADER_LEN,
+            found: file_len,
+        });
+    }
+    let base = map.as_ptr();
+    // SAFETY: the mapping covers at least the header page (checked above); each read is
+    // aligned and volatile because another process may change these bytes at any time,
+    // so we copy each field exactly once and validate the copies.
+    let field = |off: usize| unsafe { base.add(off).cast::<u32>().read_volatile() };
+    // SAFETY: as above, for the 8-byte fields.
+    let field64 = |off: usize| unsafe { base.add(off).cast::<u64>().read_volatile() };
+    // SAFETY: as above; the magic is the publication flag, so read it with Acquire.
+    let magic = unsafe { AtomicU64::from_ptr(base.add(OFF_MAGIC).cast_mut().cast()) }
+        .load(Ordering::Acquire);
+    if magic == 0 {
+        return Err(SegmentError::NotInitialised);
+    }
+    if magic != MAGIC {
+        return Err(SegmentError::BadMagic { found: magic });
+    }
+    let version = field(OFF_VERSION);
+    if version != LAYOUT_VERSION {
+        return Err(SegmentError::VersionMismatch {
+            expected: LAYOUT_VERSION,
+            found: version,
+        });
+    }
+    let raw_kind = field(OFF_RING_KIND);
+    let kind = Kind::from_u32(raw_kind)
+        .ok_or_else(|| SegmentError::CorruptHeader(format!("unknown ring kind {raw_kind}")))?;
+    let capacity = field64(OFF_CAPACITY);
+    let geometry = usize::try_from(capacity)
+        .map_err(|_| capacity.to_string())
+        .and_then(Geometry::new)
+        .map_err(|e| SegmentError::CorruptHeader(format!("capacity: {e}")))?;
+    let max_msg = field(OFF_MAX_MSG);
+    if max_msg as usize != geometry.max_message_len() {
+        return Err(SegmentError::CorruptHeader(format!(
+            "max message length {max_msg} does not match capacity {capacity} (expected {})",
+            geometry.max_message_len()
+        )));
+    }
+    let total = field64(OFF_TOTAL_LEN);
+    if total != geometry.segment_len() as u64 {
+        return Err(SegmentError::CorruptHeader(format!(
+            "total length {total} does not match capacity {capacity} (expected {})",
+            geometry.segment_len()
+        )));
+    }
+    if file_len != geometry.segment_len() {
+        return Err(SegmentError::SizeMismatch {
+            expected: geometry.segment_len(),
+            found: file_len,
+        });
+    }
+    Ok(Header {
+        kind,
+        notifier_kind: field(OFF_NOTIFIER_KIND),
+        geometry,
+        creator: (field(OFF_CREATOR_PID), field64(OFF_CREATOR_START)),
+    })
+}
+
+fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
+    let stat = fstat(&fd).map_err(|e| SegmentError::io("fstat", e))?;
+    let file_len = usize::try_from(stat.st_size).unwrap_or(0);
+    if file_len < HEADER_LEN {
+        return Err(SegmentError::SizeMismatch {
+            expected: HEADER_LEN,
+            found: file_len,
+        });
+    }
+    let map = map(&fd, file_len)?;
+    let header = read_header(&map, file_len)?;
+    let (os, memory) = finish(map, fd, name, None, header.geometry, header.creator);
+    tracing::debug!(name = ?os.name, kind = %header.kind, capacity = header.geometry.capacity(), "segment attached");
+    Ok(Segment::from_parts(
+        memory,
+        header.geometry,
+        header.kind,
+        header.notifier_kind,
+        os,
+    ))
+}
+
+impl Segment {
+    /// Creates a named segment under `/dev/shm` (`O_CREAT | O_EXCL`: never clobbers an
+    /// existing one) and maps it. The name is removed when this creator's last handle
+    /// drops, unless the options say otherwise.
+    ///
+    /// ```
+    /// use shm_ring::{Kind, Segment, SegmentOptions};
+    /// let name = format!("doc-create-{}", std::process::id());
+    /// let seg = Segment::create(&name, &SegmentOptions::new(Kind::Mpsc, 4096))?;
+    /// let other = Segment::open(&name)?; // e.g. in another process
+    /// assert_eq!(other.kind(), Kind::Mpsc);
+    /// drop((seg, other)); // the creator's drop unlinks the name
+    /// assert!(Segment::open(&name).is_err());
+    /// # Ok::<(), shm_ring::SegmentError>(())
+    /// ```
+    pub fn create(name: &str, opts: &SegmentOptions) -> Result<Segment, SegmentError> {
+        let path = validate_name(name)?;
+        let geometry = opts.geometry()?;
+        let mode = Mode::from_bits_truncate(opts.mode);
+        let fd = match shm_open(
+            path.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            mode,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
+            Err(e) => return Err(SegmentError::io("shm_open", e)),
+        };
+        let guard = UnlinkOnError(Some(&path));
+        fchmod(&fd, mode).map_err(|e| SegmentError::io("fchmod", e))?;
+        size_file(&fd, geometry)?;
+        let unlink = opts.unlink_on_drop.then(|| path.clone());
+        let (os, memory) = initialise(fd, Some(name.to_owned()), unlink, opts, geometry)?;
+        std::mem::forget(guard);
+        tracing::debug!(name, capacity = geometry.capacity(), kind = %opts.kind(), "segment created");
+        Ok(Segment::from_parts(
+            memory,
+            geometry,
+            opts.kind(),
+            opts.notifier_kind,
+            os,
+        ))
+    }
+
+    /// Opens and validates an existing named segment. Every header field is checked
+    /// against the others and against the file size; a mismatch is an error naming it.
+    pub fn open(name: &str) -> Result<Segment, SegmentError> {
+        let path = validate_name(name)?;
+        let fd = match shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Err(SegmentError::NotFound(name.to_owned())),
+            Err(e) => return Err(SegmentError::io("shm_open", e)),
+        };
+        attach(fd, Some(name.to_owned()))
+    }
+
+    /// Adopts a segment fd received from another process (inherited or over a Unix
+    /// socket). A memfd must carry `F_SEAL_SHRINK`, so the sender cannot truncate it
+    /// under our mapping; an fd that cannot be sealed (a named segment's) is accepted.
+    pub fn from_fd(fd: OwnedFd) -> Result<Segment, SegmentError> {
+        match fcntl(&fd, FcntlArg::F_GET_SEALS) {
+            Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() == 0 => {
+                return Err(SegmentError::Unsealed(seals))
+            }
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(SegmentError::io("F_GET_SEALS", e)),
+        }
+        attach(fd, None)
+    }
+
+    /// Removes the name of a segment (for instance a stale one whose creator died).
+    /// Mappings that exist stay valid.
+    pub fn unlink(name: &str) -> Result<(), SegmentError> {
+        let path = validate_name(name)?;
+        match shm_unlink(path.as_c_str()) {
+            Ok(()) => Ok(()),
+            Err(Errno::ENOENT) => Err(SegmentError::NotFound(name.to_owned())),
+            Err(e) => Err(SegmentError::io("shm_unlink", e)),
+        }
+    }
+
+    /// The name, for a named segment.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.os.name.as_deref()
+    }
+
+    /// Pid and start time (clock ticks since boot) of the process that created it.
+    pub fn creator(&self) -> (u32, u64) {
+        self.inner.os.creator
+    }
+
+    /// Whether the creating process is still running (pid and start time both match).
+    pub fn is_creator_alive(&self) -> bool {
+        let (pid, start) = self.creator();
+        process::is_alive(pid, start)
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn mapped_len(&self) -> usize {
+        self.inner.os.map.len()
+    }
+}
+
+impl AsFd for Segment {
+    /// The segment's fd, to hand to another process (it is CLOEXEC).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.os.fd.as_fd()
+    }
+}

@@ -1,0 +1,139 @@
+//! Ring memory for the loom model: heap cells instead of a mapping.
+//!
+//! One slot per 8 bytes of the data region: the two header words are loom atomics and
+//! the bytes a body puts there live in one loom `UnsafeCell` per slot, so loom checks
+//! races per slot, not across the whole buffer. The two views of a slot are separate
+//! storage; the protocol never reads a header word whose last writer was a body write
+//! (consumed bytes are zeroed in both views before reuse).
+
+use super::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use crate::layout::{Counter, EXTENSION_LEN};
+use loom::cell::UnsafeCell;
+use std::sync::Arc;
+
+#[derive(Debug)]
+struct Slot {
+    length: AtomicI32,
+    msg_type: AtomicI32,
+    bytes: UnsafeCell<[u8; 8]>,
+}
+
+#[derive(Debug)]
+struct Region {
+    slots: Vec<Slot>,
+    counters: Vec<AtomicU64>,
+    extension: Vec<AtomicU32>,
+}
+
+/// Model ring memory; cloning shares it.
+#[derive(Clone, Debug)]
+pub(crate) struct RingMemory {
+    region: Arc<Region>,
+}
+
+impl RingMemory {
+    pub(crate) fn new_model(capacity: usize) -> Self {
+        let slots = (0..capacity / 8)
+            .map(|_| Slot {
+                length: AtomicI32::new(0),
+                msg_type: AtomicI32::new(0),
+                bytes: UnsafeCell::new([0; 8]),
+            })
+            .collect();
+        let counters = (0..Counter::COUNT).map(|_| AtomicU64::new(0)).collect();
+        let extension = (0..EXTENSION_LEN / 4).map(|_| AtomicU32::new(0)).collect();
+        RingMemory {
+            region: Arc::new(Region {
+                slots,
+                counters,
+                extension,
+            }),
+        }
+    }
+
+    pub(crate) fn counter(&self, c: Counter) -> &AtomicU64 {
+        &self.region.counters[c as usize]
+    }
+
+    pub(crate) fn length(&self, index: usize) -> &AtomicI32 {
+        assert!(index % 8 == 0);
+        &self.region.slots[index / 8].length
+    }
+
+    pub(crate) fn msg_type(&self, index: usize) -> &AtomicI32 {
+        assert!(index % 8 == 0);
+        &self.region.slots[index / 8].msg_type
+    }
+
+    pub(crate) fn extension_u32(&self, word: usize) -> &AtomicU32 {
+        &self.region.extension[word]
+    }
+
+    /// # Safety
+    /// Same contract as the mapped version; loom checks it.
+    pub(crate) unsafe fn write(&self, index: usize, src: &[u8]) {
+        assert!(index % 8 == 0);
+        for (i, chunk) in src.chunks(8).enumerate() {
+            self.region.slots[index / 8 + i].bytes.with_mut(|p| {
+                // SAFETY: loom's cell hands out a valid pointer and checks exclusivity.
+                unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) }
+            });
+        }
+    }
+
+    /// # Safety
+    /// Same contract as the mapped version; loom checks it.
+    pub(crate) unsafe fn read<R>(&self, index: usize, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        assert!(index % 8 == 0);
+        let mut buf = Vec::with_capacity(len.next_multiple_of(8));
+        for i in 0..len.div_ceil(8) {
+            // SAFETY: loom's cell hands out a valid pointer and checks for races.
+            self.region.slots[index / 8 + i]
+                .bytes
+                .with(|p| buf.extend_from_slice(unsafe { &*p }));
+        }
+        f(&buf[..len])
+    }
+
+    /// # Safety
+    /// Same contract as the mapped version; loom checks it.
+    pub(crate) unsafe fn zero(&self, index: usize, len: usize) {
+        assert!(index % 8 == 0 && len % 8 == 0);
+        for slot in &self.region.slots[index / 8..(index + len) / 8] {
+            slot.length.store(0, Ordering::Relaxed);
+            slot.msg_type.store(0, Ordering::Relaxed);
+            // SAFETY: loom's cell hands out a valid pointer and checks exclusivity.
+            slot.bytes.with_mut(|p| unsafe { *p = [0; 8] });
+        }
+    }
+
+    /// # Safety
+    /// Same contract as the mapped version.
+    pub(crate) unsafe fn body_mut(&self, index: usize, len: usize) -> BodyMut {
+        BodyMut {
+            memory: self.clone(),
+            index,
+            buf: vec![0; len],
+        }
+    }
+}
+
+/// A claimed body: written into scratch space and copied into the cells at commit, so
+/// loom sees the writes happen before the publishing store.
+#[derive(Debug)]
+pub(crate) struct BodyMut {
+    memory: RingMemory,
+    index: usize,
+    buf: Vec<u8>,
+}
+
+impl BodyMut {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    pub(crate) fn flush(&mut self) {
+        // SAFETY: the claim owns the range (body_mut's contract); loom checks it.
+        unsafe { self.memory.write(self.index, &self.buf) }
+    }
+}

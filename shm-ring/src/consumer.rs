@@ -86,7 +86,7 @@ impl Drop for Progress<'_> {
     #[inline]
     fn drop(&mut self) {
         let n = (self.pos - *self.head) as usize;
-        if n == 0 {
+        if n == 0 || crate::sync::model_unwinding() {
             return;
         }
         let start = *self.head as usize & (self.capacity - 1);
@@ -127,7 +127,8 @@ impl<K: RingKind> Consumer<K> {
             pos: start,
         };
         let mut count = 0;
-        while count < limit {
+        // At most one lap per call: consumed bytes are zeroed only when the call ends.
+        while count < limit && p.pos - start < capacity as u64 {
             let index = p.pos as usize & (capacity - 1);
             let length = p.memory.length(index).load(Ordering::Acquire);
             if length == 0 {

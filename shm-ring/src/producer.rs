@@ -356,7 +356,7 @@ impl<K: RingKind> Claim<'_, K> {
 
 impl<K: RingKind> Drop for Claim<'_, K> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !crate::sync::model_unwinding() {
             self.producer.abort(self.index, self.record_len);
         }
     }

@@ -173,3 +173,10 @@ pub(crate) fn commit_ordering() -> Ordering {
     #[cfg(not(shm_loom))]
     Ordering::Release
 }
+
+/// True while a loom model unwinds after finding a failure: destructors must not touch
+/// model objects then (loom would panic again and abort the test process).
+#[inline(always)]
+pub(crate) fn model_unwinding() -> bool {
+    cfg!(shm_loom) && std::thread::panicking()
+}

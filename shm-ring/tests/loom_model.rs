@@ -1,0 +1,15 @@
+//! loom models of the record protocols, run on the real code through the `sync` facade.
+//! Built only with `--cfg shm_loom` (`cargo xtask loom`).
+#![cfg(shm_loom)]
+
+mod loom_common;
+
+#[test]
+fn spsc() {
+    loom_common::spsc_wraps_and_waits_for_space();
+}
+
+#[test]
+fn mpsc() {
+    loom_common::mpsc_two_producers_wrap();
+}

@@ -5,7 +5,8 @@ use shm_ring::{Kind, Mpsc, RingKind, Segment, SegmentError, SegmentOptions, Spsc
 
 fn drain<K: RingKind>(rx: &mut shm_ring::Consumer<K>) -> Vec<(i32, Vec<u8>)> {
     let mut out = Vec::new();
-    rx.read(usize::MAX, |t, b| out.push((t, b.to_vec()))).unwrap();
+    rx.read(usize::MAX, |t, b| out.push((t, b.to_vec())))
+        .unwrap();
     out
 }
 
@@ -55,7 +56,10 @@ fn exact_fit_max_length_and_limits() {
         tx.try_write(1 + i, &[i as u8; 8]).unwrap(); // 4 x 16 = exactly full
     }
     assert_eq!(tx.try_write(9, &[]), Err(WriteError::Full));
-    assert_eq!(tx.try_write(9, &[0; 9]), Err(WriteError::TooLong { len: 9, max: 8 }));
+    assert_eq!(
+        tx.try_write(9, &[0; 9]),
+        Err(WriteError::TooLong { len: 9, max: 8 })
+    );
     assert_eq!(tx.try_write(0, &[]), Err(WriteError::InvalidType(0)));
     assert_eq!(tx.try_write(-1, &[]), Err(WriteError::InvalidType(-1)));
     assert_eq!(drain(&mut rx).len(), 4);
@@ -77,14 +81,29 @@ fn dropped_claim_is_aborted_and_skipped() {
 fn ends_are_unique_per_process_and_kind_is_checked() {
     let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
     let rx = seg.consumer::<Spsc>().unwrap();
-    assert!(matches!(seg.consumer::<Spsc>(), Err(SegmentError::AlreadyAttached("consumer"))));
+    assert!(matches!(
+        seg.consumer::<Spsc>(),
+        Err(SegmentError::AlreadyAttached("consumer"))
+    ));
     drop(rx);
     let _rx = seg.consumer::<Spsc>().unwrap();
     let _tx = seg.producer::<Spsc>().unwrap();
-    assert!(matches!(seg.producer::<Spsc>(), Err(SegmentError::AlreadyAttached("producer"))));
+    assert!(matches!(
+        seg.producer::<Spsc>(),
+        Err(SegmentError::AlreadyAttached("producer"))
+    ));
     let err = seg.producer::<Mpsc>().unwrap_err();
-    assert!(matches!(err, SegmentError::KindMismatch { expected: Kind::Mpsc, found: Kind::Spsc }));
-    assert_eq!(err.to_string(), "ring kind mismatch: caller expects mpsc, segment is spsc");
+    assert!(matches!(
+        err,
+        SegmentError::KindMismatch {
+            expected: Kind::Mpsc,
+            found: Kind::Spsc
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "ring kind mismatch: caller expects mpsc, segment is spsc"
+    );
 }
 
 #[test]
@@ -108,12 +127,19 @@ fn mpsc_unblock_repairs_a_dead_producers_claim() {
     let mut dead = seg.producer::<Mpsc>().unwrap();
     let mut live = dead.clone();
     let mut rx = seg.consumer::<Mpsc>().unwrap();
-    assert!(!rx.unblock().unwrap(), "nothing to unblock in an empty ring");
+    assert!(
+        !rx.unblock().unwrap(),
+        "nothing to unblock in an empty ring"
+    );
     // A producer "dies" between claim and commit: forget skips the abort in Drop.
     std::mem::forget(dead.try_claim(1, 40).unwrap());
     live.try_write(2, b"behind the hole").unwrap();
     assert_eq!(drain(&mut rx), []);
-    assert!(rx.unblock_stalled(std::time::Duration::ZERO).is_ok_and(|u| !u), "first call only starts the clock");
+    assert!(
+        rx.unblock_stalled(std::time::Duration::ZERO)
+            .is_ok_and(|u| !u),
+        "first call only starts the clock"
+    );
     assert!(rx.unblock_stalled(std::time::Duration::ZERO).unwrap());
     assert_eq!(drain(&mut rx), [(2, b"behind the hole".to_vec())]);
 }

@@ -5,16 +5,29 @@
 #![cfg(not(shm_loom))]
 
 use proptest::prelude::*;
-use shm_ring::{record_size, Kind, Mpsc, Producer, RingKind, Segment, SegmentOptions, Spsc, WriteError};
+use shm_ring::{
+    record_size, Kind, Mpsc, Producer, RingKind, Segment, SegmentOptions, Spsc, WriteError,
+};
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { ty: i32, len: usize },
+    Write {
+        ty: i32,
+        len: usize,
+    },
     /// Claim, then (with the claim outstanding) read and let other producers write,
     /// then commit or abort.
-    Claim { ty: i32, len: usize, read_between: usize, others: Vec<usize>, commit: bool },
-    Read { limit: usize },
+    Claim {
+        ty: i32,
+        len: usize,
+        read_between: usize,
+        others: Vec<usize>,
+        commit: bool,
+    },
+    Read {
+        limit: usize,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -60,13 +73,20 @@ impl Model {
     fn write(&mut self, ty: i32, data: &[u8]) -> Result<(), WriteError> {
         self.reserve(ty, data.len())?;
         let size = record_size(data.len()) as u64;
-        self.entries.push_back(Entry::Message { ty, data: data.to_vec(), size });
+        self.entries.push_back(Entry::Message {
+            ty,
+            data: data.to_vec(),
+            size,
+        });
         Ok(())
     }
 
     fn claim(&mut self, ty: i32, len: usize, id: u64) -> Result<(), WriteError> {
         self.reserve(ty, len)?;
-        self.entries.push_back(Entry::Pending { id, size: record_size(len) as u64 });
+        self.entries.push_back(Entry::Pending {
+            id,
+            size: record_size(len) as u64,
+        });
         Ok(())
     }
 
@@ -76,7 +96,9 @@ impl Model {
             .iter_mut()
             .find(|e| matches!(e, Entry::Pending { id: i, .. } if *i == id))
             .expect("pending claim in model");
-        let Entry::Pending { size, .. } = *e else { unreachable!() };
+        let Entry::Pending { size, .. } = *e else {
+            unreachable!()
+        };
         *e = match data {
             Some(data) => Entry::Message { ty, data, size },
             None => Entry::Aborted(size),
@@ -101,7 +123,9 @@ impl Model {
 }
 
 fn payload(seed: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8).collect()
+    (0..len)
+        .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
+        .collect()
 }
 
 fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
@@ -123,7 +147,11 @@ fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op, 1..200)
 }
 
-fn check_read<K: RingKind>(rx: &mut shm_ring::Consumer<K>, model: &mut Model, limit: usize) -> Result<(), TestCaseError> {
+fn check_read<K: RingKind>(
+    rx: &mut shm_ring::Consumer<K>,
+    model: &mut Model,
+    limit: usize,
+) -> Result<(), TestCaseError> {
     let mut got = Vec::new();
     let n = rx.read(limit, |ty, b| got.push((ty, b.to_vec()))).unwrap();
     let want = model.read(limit);
@@ -133,17 +161,40 @@ fn check_read<K: RingKind>(rx: &mut shm_ring::Consumer<K>, model: &mut Model, li
     Ok(())
 }
 
-fn run<K: RingKind>(cap: usize, ops: Vec<Op>, mut tx: Producer<K>, mut others: Option<Producer<K>>, seg: &Segment) -> Result<(), TestCaseError> {
+fn run<K: RingKind>(
+    cap: usize,
+    ops: Vec<Op>,
+    mut tx: Producer<K>,
+    mut others: Option<Producer<K>>,
+    seg: &Segment,
+) -> Result<(), TestCaseError> {
     let mut rx = seg.consumer::<K>().unwrap();
-    let mut model = Model { cap: cap as u64, max: cap / 8, head: 0, tail: 0, entries: VecDeque::new() };
+    let mut model = Model {
+        cap: cap as u64,
+        max: cap / 8,
+        head: 0,
+        tail: 0,
+        entries: VecDeque::new(),
+    };
     for (step, op) in ops.into_iter().enumerate() {
         let seed = step as u64;
         match op {
             Op::Write { ty, len } => {
                 let data = payload(seed, len);
-                prop_assert_eq!(tx.try_write(ty, &data), model.write(ty, &data), "write step {}", step);
+                prop_assert_eq!(
+                    tx.try_write(ty, &data),
+                    model.write(ty, &data),
+                    "write step {}",
+                    step
+                );
             }
-            Op::Claim { ty, len, read_between, others: other_lens, commit } => {
+            Op::Claim {
+                ty,
+                len,
+                read_between,
+                others: other_lens,
+                commit,
+            } => {
                 let want = model.claim(ty, len, seed);
                 let claim = tx.try_claim(ty, len);
                 let mut claim = match (claim, want) {
@@ -153,10 +204,16 @@ fn run<K: RingKind>(cap: usize, ops: Vec<Op>, mut tx: Producer<K>, mut others: O
                         continue;
                     }
                     (got, want) => {
-                        return Err(TestCaseError::fail(format!("claim step {step}: {:?} vs {want:?}", got.map(|_| ()))))
+                        return Err(TestCaseError::fail(format!(
+                            "claim step {step}: {:?} vs {want:?}",
+                            got.map(|_| ())
+                        )))
                     }
                 };
-                prop_assert!(claim.as_mut_slice().iter().all(|&b| b == 0), "claimed space not zeroed");
+                prop_assert!(
+                    claim.as_mut_slice().iter().all(|&b| b == 0),
+                    "claimed space not zeroed"
+                );
                 let data = payload(seed, len);
                 claim.as_mut_slice().copy_from_slice(&data);
                 // Pending claims block the consumer at their position.
@@ -179,7 +236,11 @@ fn run<K: RingKind>(cap: usize, ops: Vec<Op>, mut tx: Producer<K>, mut others: O
         }
     }
     check_read(&mut rx, &mut model, usize::MAX)?;
-    prop_assert!(model.entries.is_empty(), "model has unread entries: {:?}", model.entries);
+    prop_assert!(
+        model.entries.is_empty(),
+        "model has unread entries: {:?}",
+        model.entries
+    );
     Ok(())
 }
 

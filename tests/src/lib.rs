@@ -1,0 +1,137 @@
+//! Helpers for the cross-process integration tests: unique names, child processes that
+//! cannot outlive the test, and self-checking record contents.
+#![allow(missing_docs)]
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// A segment name unique to this process and call.
+pub fn unique_name(tag: &str) -> String {
+    #[allow(clippy::disallowed_types)] // a test counter, not shared memory
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("shmring-test-{}-{tag}-{n}", std::process::id())
+}
+
+/// A child process killed and reaped on drop, so a failing test leaves none behind.
+#[derive(Debug)]
+pub struct Peer(Option<Child>);
+
+impl Peer {
+    /// Spawns `cmd`; the child gets SIGKILL if this process dies, and `inherit` (if any)
+    /// stays open across exec in the child only.
+    pub fn spawn(mut cmd: Command, inherit: Option<BorrowedFd<'_>>) -> Peer {
+        let fd = inherit.map(|f| f.as_raw_fd());
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // async-signal-safe functions (prctl, fcntl) on plain integers.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(fd) = fd {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        Peer(Some(cmd.spawn().expect("spawn peer")))
+    }
+
+    /// Waits for exit at most `timeout`; kills the child and panics after that.
+    pub fn wait_timeout(mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.0.as_mut().expect("child");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.0 = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "peer did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// xorshift64*: cheap deterministic bytes.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Shortest record body: sequence number plus checksum.
+pub const MIN_BODY: usize = 12;
+
+/// Body of record `seq` from `producer`: `[seq: u64][payload][fnv1a(seq ++ payload): u32]`,
+/// with a length in `MIN_BODY..=max` and payload bytes both derived from (seed, producer, seq).
+pub fn encode(seed: u64, producer: u32, seq: u64, max: usize, out: &mut Vec<u8>) {
+    let mut x = seed ^ (producer as u64) << 48 ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let len = MIN_BODY + (next(&mut x) as usize % (max - MIN_BODY + 1));
+    out.clear();
+    out.extend_from_slice(&seq.to_le_bytes());
+    while out.len() < len - 4 {
+        let w = next(&mut x).to_le_bytes();
+        let take = (len - 4 - out.len()).min(8);
+        out.extend_from_slice(&w[..take]);
+    }
+    let sum = fnv1a(out);
+    out.extend_from_slice(&sum.to_le_bytes());
+}
+
+/// Checks a received body against its checksum and against the expected record `seq`.
+pub fn verify(
+    seed: u64,
+    producer: u32,
+    seq: u64,
+    max: usize,
+    body: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), String> {
+    if body.len() < MIN_BODY {
+        return Err(format!(
+            "producer {producer} seq {seq}: body of {} bytes",
+            body.len()
+        ));
+    }
+    let (data, sum) = body.split_at(body.len() - 4);
+    if fnv1a(data).to_le_bytes() != sum {
+        return Err(format!(
+            "producer {producer} seq {seq}: checksum mismatch (torn record)"
+        ));
+    }
+    let got_seq = u64::from_le_bytes(data[..8].try_into().unwrap());
+    if got_seq != seq {
+        return Err(format!(
+            "producer {producer}: expected seq {seq}, got {got_seq} (lost or reordered)"
+        ));
+    }
+    encode(seed, producer, seq, max, scratch);
+    if scratch[..] != *body {
+        return Err(format!("producer {producer} seq {seq}: contents differ"));
+    }
+    Ok(())
+}
+
+/// Longest body the cross-process tests send (kept small so a million records is quick).
+pub const MAX_BODY: usize = 256;

@@ -1,7 +1,9 @@
 //! The loom models, shared by the passing suite and the mutation suite.
 
 use loom::thread;
-use shm_ring::{Consumer, Kind, Mpsc, Producer, RingKind, Segment, SegmentOptions, Spsc, WriteError};
+use shm_ring::{
+    Consumer, Kind, Mpsc, Producer, RingKind, Segment, SegmentOptions, Spsc, WriteError,
+};
 
 /// Body of message `t`: `len` bytes all equal to `t`, so a torn body shows.
 fn body(t: i32, len: usize) -> Vec<u8> {

@@ -1,0 +1,255 @@
+//! Hostile and damaged segments: every corruption is an error, never a panic or an
+//! out-of-bounds access.
+#![cfg(not(shm_loom))]
+
+use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const DATA: u64 = 4096;
+
+/// A unique segment name for this test process; the creator's Segment unlinks it.
+fn unique(tag: &str) -> String {
+    #[allow(clippy::disallowed_types)] // a test counter, not shared memory
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "shmring-test-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn file_of(seg: &Segment) -> File {
+    File::from(seg.as_fd().try_clone_to_owned().unwrap())
+}
+
+/// Creates a named segment, applies `damage` to its file, and opens it again.
+fn open_damaged(damage: impl FnOnce(&File)) -> Result<Segment, SegmentError> {
+    let name = unique("hdr");
+    let creator = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 4096)).unwrap();
+    damage(&file_of(&creator));
+    let r = Segment::open(&name);
+    drop(creator);
+    r
+}
+
+fn put(f: &File, off: u64, bytes: &[u8]) {
+    f.write_all_at(bytes, off).unwrap();
+}
+
+#[test]
+fn intact_segment_opens() {
+    let s = open_damaged(|_| {}).unwrap();
+    assert_eq!(
+        (s.kind(), s.capacity(), s.max_message_len()),
+        (Kind::Spsc, 4096, 512)
+    );
+    assert!(s.is_creator_alive());
+}
+
+#[test]
+fn corrupt_headers_are_refused_with_the_reason() {
+    let cases: Vec<(&str, Box<dyn Fn(&File)>, fn(&SegmentError) -> bool)> = vec![
+        ("magic", Box::new(|f| put(f, 0, b"NOTARING")), |e| {
+            matches!(e, SegmentError::BadMagic { .. })
+        }),
+        ("zero magic", Box::new(|f| put(f, 0, &[0; 8])), |e| {
+            matches!(e, SegmentError::NotInitialised)
+        }),
+        (
+            "version",
+            Box::new(|f| put(f, 8, &7u32.to_ne_bytes())),
+            |e| {
+                matches!(
+                    e,
+                    SegmentError::VersionMismatch {
+                        expected: 1,
+                        found: 7
+                    }
+                )
+            },
+        ),
+        ("kind", Box::new(|f| put(f, 12, &9u32.to_ne_bytes())), |e| {
+            matches!(e, SegmentError::CorruptHeader(_))
+        }),
+        (
+            "capacity not a power of two",
+            Box::new(|f| put(f, 24, &4000u64.to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        (
+            "capacity huge",
+            Box::new(|f| put(f, 24, &(1u64 << 62).to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        (
+            "capacity bigger than file",
+            Box::new(|f| {
+                put(f, 24, &8192u64.to_ne_bytes());
+                put(f, 32, &1024u32.to_ne_bytes());
+                put(f, 48, &(4096u64 + 8192 + 768).to_ne_bytes());
+            }),
+            |e| matches!(e, SegmentError::SizeMismatch { .. }),
+        ),
+        (
+            "max message",
+            Box::new(|f| put(f, 32, &4096u32.to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        (
+            "total length",
+            Box::new(|f| put(f, 48, &1u64.to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        ("truncated", Box::new(|f| f.set_len(6000).unwrap()), |e| {
+            matches!(
+                e,
+                SegmentError::SizeMismatch {
+                    expected: 8960,
+                    found: 6000
+                }
+            )
+        }),
+        (
+            "truncated below the header",
+            Box::new(|f| f.set_len(100).unwrap()),
+            |e| matches!(e, SegmentError::SizeMismatch { .. }),
+        ),
+        ("grown", Box::new(|f| f.set_len(1 << 20).unwrap()), |e| {
+            matches!(e, SegmentError::SizeMismatch { .. })
+        }),
+    ];
+    for (what, damage, expected) in cases {
+        let err = open_damaged(damage).expect_err(what);
+        assert!(expected(&err), "{what}: unexpected error {err:?}");
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[test]
+fn create_never_clobbers_and_validates_names_and_options() {
+    let name = unique("excl");
+    let seg = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+    assert!(matches!(
+        Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)),
+        Err(SegmentError::AlreadyExists(_))
+    ));
+    let meta = std::fs::metadata(format!("/dev/shm/{name}")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    drop(seg);
+    assert!(matches!(
+        Segment::open(&name),
+        Err(SegmentError::NotFound(_))
+    ));
+    assert!(matches!(
+        Segment::create("a/b", &SegmentOptions::new(Kind::Spsc, 64)),
+        Err(SegmentError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        Segment::create(&unique("cap"), &SegmentOptions::new(Kind::Spsc, 100)),
+        Err(SegmentError::InvalidOptions(_))
+    ));
+}
+
+#[test]
+fn unsealed_memfd_is_refused() {
+    let fd =
+        nix::sys::memfd::memfd_create(c"plain", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
+    nix::unistd::ftruncate(&fd, 8960).unwrap();
+    assert!(matches!(
+        Segment::from_fd(fd),
+        Err(SegmentError::Unsealed(_))
+    ));
+}
+
+/// Writes one record, then overwrites its header with `(length, type)`.
+fn read_with_header(length: i32, msg_type: i32) -> Result<usize, ReadError> {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let mut tx = seg.producer::<Spsc>().unwrap();
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    tx.try_write(1, &[7; 16]).unwrap();
+    let f = file_of(&seg);
+    put(&f, DATA, &length.to_ne_bytes());
+    put(&f, DATA + 4, &msg_type.to_ne_bytes());
+    rx.read(10, |_, body| assert!(body.len() <= 32))
+}
+
+#[test]
+fn corrupt_record_headers_are_errors() {
+    for (len, ty, what) in [
+        (-5, 1, "negative garbage"),
+        (i32::MIN, 1, "most negative"),
+        (3, 1, "shorter than a header"),
+        (300, 1, "past the end"),
+        (8 + 33, 1, "over max message length"),
+        (i32::MAX, 1, "huge"),
+        (24, 0, "type zero"),
+        (24, -9, "reserved negative type"),
+        (264, -1, "padding past the end"),
+    ] {
+        let r = read_with_header(len, ty);
+        assert!(
+            matches!(r, Err(ReadError::Corrupt { position: 0, .. })),
+            "{what}: {r:?}"
+        );
+    }
+    assert_eq!(read_with_header(8 + 32, 1), Ok(1), "max length is fine");
+}
+
+#[test]
+fn corrupt_positions_are_errors() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let f = file_of(&seg);
+    let trailer = DATA + 256;
+    put(&f, trailer + 128, &1000u64.to_ne_bytes()); // tail
+    put(&f, trailer + 384, &8u64.to_ne_bytes()); // head
+    assert!(matches!(
+        seg.producer::<Spsc>(),
+        Err(SegmentError::CorruptHeader(_))
+    ));
+    put(&f, trailer + 384, &3u64.to_ne_bytes()); // unaligned head
+    assert!(matches!(
+        seg.consumer::<Spsc>(),
+        Err(SegmentError::CorruptHeader(_))
+    ));
+}
+
+/// Random bytes over the data region while a reader reads: only errors or messages.
+#[test]
+fn random_garbage_never_panics() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let f = file_of(&seg);
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut outcomes = [0usize; 2];
+    for _ in 0..20_000 {
+        let mut junk = [0u8; 64];
+        for b in junk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 56) as u8;
+        }
+        // Small lengths and types are likelier to parse as valid records.
+        if x % 3 == 0 {
+            junk[..4].copy_from_slice(&((x % 48) as i32).to_ne_bytes());
+            junk[4..8].copy_from_slice(&1i32.to_ne_bytes());
+        }
+        let at = (x % (256 - 64)) & !7;
+        let start = rx.position() % 256;
+        put(&f, DATA + if x % 2 == 0 { start } else { at }, &junk);
+        match rx.read(4, |_, b| assert!(b.len() <= 32)) {
+            Ok(_) => outcomes[0] += 1,
+            Err(_) => outcomes[1] += 1,
+        }
+        if x % 5 == 0 {
+            put(&f, DATA, &[0; 256]); // let the reader recover and move on
+        }
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}

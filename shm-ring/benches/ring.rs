@@ -1,5 +1,6 @@
 //! Ring throughput, in process: one producer thread, one consumer thread, messages of
 //! 8, 64, 256 and 4096 bytes, SPSC and MPSC, through a 1 MiB memfd segment.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shm_ring::{Kind, Mpsc, RingKind, Segment, SegmentOptions, Spsc};

@@ -6,19 +6,16 @@ use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 const DATA: u64 = 4096;
 
 /// A unique segment name for this test process; the creator's Segment unlinks it.
 fn unique(tag: &str) -> String {
-    #[allow(clippy::disallowed_types)] // a test counter, not shared memory
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "shmring-test-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    static N: Mutex<u32> = Mutex::new(0);
+    let mut n = N.lock().unwrap();
+    *n += 1;
+    format!("shmring-test-{}-{tag}-{n}", std::process::id())
 }
 
 fn file_of(seg: &Segment) -> File {
@@ -51,7 +48,8 @@ fn intact_segment_opens() {
 
 #[test]
 fn corrupt_headers_are_refused_with_the_reason() {
-    let cases: Vec<(&str, Box<dyn Fn(&File)>, fn(&SegmentError) -> bool)> = vec![
+    type Case = (&'static str, Box<dyn Fn(&File)>, fn(&SegmentError) -> bool);
+    let cases: Vec<Case> = vec![
         ("magic", Box::new(|f| put(f, 0, b"NOTARING")), |e| {
             matches!(e, SegmentError::BadMagic { .. })
         }),

@@ -1,1 +1,133 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
+//!
+//! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), the workspace tests,
+//!   the loom suite, and that no test left a segment in /dev/shm.
+//! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir.
+//! * `bench [--micro] [--full]` — benchmarks (see README).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Crates with loom models (tests named `loom_*`).
+const LOOM_PACKAGES: &[&str] = &["shm-ring"];
+/// Prefix of every segment name the tests create.
+const TEST_SEGMENT_PREFIX: &str = "shmring-test-";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = args
+        .split_first()
+        .map(|(t, r)| (t.as_str(), r))
+        .unwrap_or(("help", &[]));
+    let flag = |name: &str| rest.iter().any(|a| a == name);
+    let result = match task {
+        "ci" => ci(),
+        "loom" => loom(flag("--deep")),
+        "bench" => bench(flag("--full")),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | loom [--deep] | bench [--micro] [--full]>");
+            return if task == "help" || task == "--help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(what: &str, mut cmd: Command) -> Result {
+    eprintln!("\n==> {what}");
+    let t = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    eprintln!("<== {what}: {status} in {:.1?}", t.elapsed());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn test_segments() -> BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(TEST_SEGMENT_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ci() -> Result {
+    let before = test_segments();
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run("rustfmt", fmt)?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("clippy", clippy)?;
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run("tests", test)?;
+    loom(false)?;
+    let left: Vec<_> = test_segments().difference(&before).cloned().collect();
+    if !left.is_empty() {
+        return Err(format!("tests left segments in /dev/shm: {left:?}"));
+    }
+    eprintln!("\nci: all checks passed");
+    Ok(())
+}
+
+fn loom(deep: bool) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["test", "--release"]);
+    for p in LOOM_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    cmd.args(["--test", "loom_*"])
+        .env("RUSTFLAGS", "--cfg shm_loom -C debug-assertions")
+        .env("CARGO_TARGET_DIR", root().join("target/loom"))
+        .env("LOOM_MAX_PREEMPTIONS", if deep { "3" } else { "2" });
+    run(if deep { "loom (deep)" } else { "loom" }, cmd)
+}
+
+fn bench(full: bool) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "shm-ring", "--bench", "ring", "--"]);
+    if !full {
+        cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    run("criterion micro-benchmarks (ring)", cmd)
+}

@@ -40,8 +40,10 @@ pub struct Producer<K: RingKind> {
 }
 
 impl Segment {
-    /// The producer end of this segment's ring. Fails if the segment holds another ring
-    /// kind, or (SPSC) if this process already holds its producer.
+    /// The producer end of this segment's ring; it continues from the shared tail. Fails
+    /// if the segment holds another ring kind, or (SPSC) if this process already holds
+    /// its producer. An SPSC producer that died between claim and commit leaves the ring
+    /// stopped at that record (only MPSC has `unblock`).
     pub fn producer<K: RingKind>(&self) -> Result<Producer<K>, SegmentError> {
         self.check_kind(K::KIND)?;
         let memory = self.memory().clone();

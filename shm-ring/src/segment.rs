@@ -9,8 +9,8 @@
 //! valid in every process after the name is gone; the memory is freed when the last
 //! mapping and fd close. Anonymous segments have no name and vanish with their last fd.
 
-use crate::layout::{Geometry, Kind};
-use crate::sync::{AtomicU32, RingMemory};
+use crate::layout::{Counter, Geometry, Kind};
+use crate::sync::{AtomicU32, Ordering, RingMemory};
 use crate::SegmentError;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,15 @@ pub mod process;
 
 #[cfg(not(shm_loom))]
 pub use name::validate_name;
+
+/// Which end's liveness stamp [`Segment::set_heartbeat`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// The consumer's stamp.
+    Consumer,
+    /// The producers' stamp.
+    Producer,
+}
 
 /// What to create: ring kind, capacity and the creator's choices.
 ///
@@ -225,6 +234,39 @@ impl Segment {
         Extension {
             memory: &self.inner.memory,
         }
+    }
+
+    /// Current value of a counter (positions or heartbeats), for monitoring. Positions
+    /// are byte counts since creation; they never wrap.
+    ///
+    /// ```
+    /// use shm_ring::{Counter, Heartbeat, Kind, Segment, SegmentOptions, Spsc};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64))?;
+    /// seg.producer::<Spsc>()?.try_write(1, b"abc")?;
+    /// assert_eq!((seg.counter(Counter::Tail), seg.used_bytes()), (16, 16));
+    /// seg.set_heartbeat(Heartbeat::Consumer, 42);
+    /// assert_eq!(seg.counter(Counter::ConsumerHeartbeat), 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.inner.memory.counter(c).load(Ordering::Acquire)
+    }
+
+    /// Bytes claimed and not yet consumed (tail - head), clamped to the capacity: an
+    /// estimate while producers and the consumer run.
+    pub fn used_bytes(&self) -> usize {
+        let head = self.counter(Counter::Head);
+        let tail = self.counter(Counter::Tail);
+        (tail.saturating_sub(head) as usize).min(self.capacity())
+    }
+
+    /// Stores a liveness stamp; what it means (time, counter) is the caller's choice.
+    pub fn set_heartbeat(&self, which: Heartbeat, value: u64) {
+        let c = match which {
+            Heartbeat::Consumer => Counter::ConsumerHeartbeat,
+            Heartbeat::Producer => Counter::ProducerHeartbeat,
+        };
+        self.inner.memory.counter(c).store(value, Ordering::Release);
     }
 
     pub(crate) fn memory(&self) -> &RingMemory {

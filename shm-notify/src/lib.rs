@@ -1,2 +1,71 @@
-//! Cross-process notifiers (futex, eventfd, FIFO, POSIX semaphore) behind one `Notifier`
-//! trait. Not built yet: see the project issues.
+//! Ways to wake a process (or thread) that sleeps waiting for a peer.
+//!
+//! A [`Notifier`] is one-way: [`Notifier::notify`] makes the current or the next
+//! [`Notifier::wait`] return. A notification made while nobody waits is kept (in a futex
+//! word or an eventfd counter), so a wake-up sent just before the peer sleeps is never
+//! lost. Several notifications may coalesce into one wake-up, and a wait may return
+//! without a notification (spurious wake-up): callers re-check their condition. Timeouts
+//! have nanosecond resolution; nothing rounds to milliseconds.
+//!
+//! | notifier | shared state | epoll-able |
+//! |---|---|---|
+//! | [`Futex`] | a `u32` in shared memory (not `FUTEX_PRIVATE`) | no |
+//! | [`EventFd`] | a kernel counter; the fd is inherited or passed | yes |
+//! | [`ThreadNotifier`] | a parking_lot mutex and condvar (threads of one process) | no |
+//!
+//! ```
+//! use shm_notify::{Notifier, ThreadNotifier, Wait};
+//! use std::time::Duration;
+//! let n = ThreadNotifier::default();
+//! n.notify()?; // before the wait: kept
+//! assert_eq!(n.wait(Some(Duration::from_millis(100)))?, Wait::Notified);
+//! assert_eq!(n.wait(Some(Duration::from_micros(200)))?, Wait::TimedOut);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+#[cfg(not(shm_loom))]
+mod deadline;
+#[cfg(not(shm_loom))]
+mod eventfd;
+#[cfg(not(shm_loom))]
+mod futex;
+mod thread;
+
+#[cfg(not(shm_loom))]
+pub use eventfd::EventFd;
+#[cfg(not(shm_loom))]
+pub use futex::Futex;
+pub use thread::ThreadNotifier;
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A notification arrived (or a spurious wake-up: re-check the condition).
+    Notified,
+    /// The timeout passed without a notification.
+    TimedOut,
+}
+
+/// One-way wake-up between two parties. See the crate docs for the semantics.
+pub trait Notifier: Send + Sync {
+    /// Makes the current or the next `wait` return. Cheap when repeated: notifications
+    /// coalesce.
+    fn notify(&self) -> io::Result<()>;
+
+    /// Blocks until notified, or until `timeout` passes (`None`: no limit). Consumes the
+    /// pending notification. Interrupted system calls are retried with the remaining
+    /// time.
+    fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait>;
+}
+
+/// A notifier with a file descriptor that becomes readable when notified, so it can sit
+/// in an epoll set beside other fds. After epoll reports it, call
+/// [`PollableNotifier::drain`] so an edge-triggered registration re-arms.
+pub trait PollableNotifier: Notifier + AsFd {
+    /// Consumes any pending notification without blocking; returns whether there was one.
+    fn drain(&self) -> io::Result<bool>;
+}

@@ -1,0 +1,109 @@
+//! One conformance suite for every `Notifier`, instantiated per backend (threads of one
+//! process; cross-process tests live in the workspace's `tests` crate).
+#![cfg(not(shm_loom))]
+
+use shm_notify::{EventFd, Futex, Notifier, ThreadNotifier, Wait};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(10);
+
+fn notify_before_wait_is_kept<N: Notifier>(n: &N) {
+    n.notify().unwrap();
+    let t = Instant::now();
+    assert_eq!(n.wait(Some(LONG)).unwrap(), Wait::Notified);
+    assert!(t.elapsed() < LONG);
+}
+
+fn wakes_a_blocked_waiter<N: Notifier + 'static>(n: Arc<N>) {
+    let waiter = {
+        let n = n.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            (n.wait(Some(LONG)).unwrap(), t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    n.notify().unwrap();
+    let (how, took) = waiter.join().unwrap();
+    assert_eq!(how, Wait::Notified);
+    assert!(took < LONG, "woke by timeout, not by notify");
+}
+
+/// A 200 µs timeout is never cut short, and is not rounded up to a millisecond: the
+/// fastest of 20 tries (robust against a noisy machine) stays under 1 ms.
+fn timeout_has_sub_millisecond_resolution<N: Notifier>(n: &N) {
+    let timeout = Duration::from_micros(200);
+    let mut fastest = Duration::MAX;
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(n.wait(Some(timeout)).unwrap(), Wait::TimedOut);
+        let took = t.elapsed();
+        assert!(
+            took >= timeout,
+            "returned after {took:?}, before its {timeout:?} timeout"
+        );
+        fastest = fastest.min(took);
+    }
+    assert!(
+        fastest < Duration::from_millis(1),
+        "fastest 200 µs wait took {fastest:?}"
+    );
+}
+
+fn notifies_coalesce<N: Notifier>(n: &N) {
+    for _ in 0..10_000 {
+        n.notify().unwrap();
+    }
+    assert_eq!(n.wait(Some(LONG)).unwrap(), Wait::Notified);
+    assert_eq!(
+        n.wait(Some(Duration::from_micros(200))).unwrap(),
+        Wait::TimedOut
+    );
+}
+
+fn suite<N: Notifier + 'static>(make: impl Fn() -> N) {
+    notify_before_wait_is_kept(&make());
+    wakes_a_blocked_waiter(Arc::new(make()));
+    timeout_has_sub_millisecond_resolution(&make());
+    notifies_coalesce(&make());
+}
+
+/// A futex word in a fresh shared anonymous mapping.
+fn futex() -> Futex {
+    let map = Arc::new(memmap2::MmapMut::map_anon(4096).unwrap());
+    let word = std::ptr::NonNull::new(map.as_ptr().cast_mut().cast::<u32>()).unwrap();
+    // SAFETY: page-aligned, zeroed, kept mapped by the Arc handed over as owner, and only
+    // used through this Futex.
+    unsafe { Futex::from_raw(word, map) }
+}
+
+#[test]
+fn futex_conforms() {
+    suite(futex);
+}
+
+#[test]
+fn eventfd_conforms() {
+    suite(|| EventFd::new().unwrap());
+}
+
+#[test]
+fn thread_notifier_conforms() {
+    suite(ThreadNotifier::default);
+}
+
+#[test]
+fn eventfd_semaphore_mode_counts() {
+    let n = EventFd::semaphore().unwrap();
+    for _ in 0..3 {
+        n.notify().unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(n.wait(Some(LONG)).unwrap(), Wait::Notified);
+    }
+    assert_eq!(
+        n.wait(Some(Duration::from_micros(200))).unwrap(),
+        Wait::TimedOut
+    );
+}

@@ -10,6 +10,8 @@
 //! | notifier | shared state | epoll-able |
 //! |---|---|---|
 //! | [`Futex`] | a `u32` in shared memory (not `FUTEX_PRIVATE`) | no |
+//! | [`Semaphore`] | a `sem_t` in shared memory, `sem_init(pshared = 1)` | no |
+//! | [`Fifo`] | a named pipe beside the segment; found by path | yes |
 //! | [`EventFd`] | a kernel counter; the fd is inherited or passed | yes |
 //! | [`ThreadNotifier`] | a parking_lot mutex and condvar (threads of one process) | no |
 //!
@@ -32,13 +34,21 @@ mod deadline;
 #[cfg(not(shm_loom))]
 mod eventfd;
 #[cfg(not(shm_loom))]
+mod fifo;
+#[cfg(not(shm_loom))]
 mod futex;
+#[cfg(not(shm_loom))]
+mod semaphore;
 mod thread;
 
 #[cfg(not(shm_loom))]
 pub use eventfd::EventFd;
 #[cfg(not(shm_loom))]
+pub use fifo::Fifo;
+#[cfg(not(shm_loom))]
 pub use futex::Futex;
+#[cfg(not(shm_loom))]
+pub use semaphore::{Semaphore, SEM_SIZE};
 pub use thread::ThreadNotifier;
 
 /// How a wait ended.

@@ -2,7 +2,7 @@
 //! process; cross-process tests live in the workspace's `tests` crate).
 #![cfg(not(shm_loom))]
 
-use shm_notify::{EventFd, Futex, Notifier, ThreadNotifier, Wait};
+use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore, ThreadNotifier, Wait};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,49 @@ fn futex() -> Futex {
     // SAFETY: page-aligned, zeroed, kept mapped by the Arc handed over as owner, and only
     // used through this Futex.
     unsafe { Futex::from_raw(word, map) }
+}
+
+/// A semaphore in a fresh shared anonymous mapping.
+fn semaphore() -> Semaphore {
+    let map = Arc::new(memmap2::MmapMut::map_anon(4096).unwrap());
+    let at = std::ptr::NonNull::new(map.as_ptr().cast_mut()).unwrap();
+    // SAFETY: page-aligned, large enough, kept mapped by the owner, unused before.
+    unsafe { Semaphore::init(at, map) }.unwrap()
+}
+
+/// A FIFO under /dev/shm with a unique name (removed when dropped), and its path.
+fn fifo_at() -> (Fifo, std::path::PathBuf) {
+    static N: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut n = N.lock().unwrap();
+    *n += 1;
+    let path = std::path::PathBuf::from(format!("/dev/shm/shmring-test-{}-fifo-{n}", std::process::id()));
+    (Fifo::create(&path, 0o600).unwrap(), path)
+}
+
+fn fifo() -> Fifo {
+    fifo_at().0
+}
+
+#[test]
+fn semaphore_conforms() {
+    suite(semaphore);
+}
+
+#[test]
+fn fifo_conforms() {
+    suite(fifo);
+}
+
+#[test]
+fn fifo_is_created_0600_refuses_clobbering_and_non_fifos() {
+    let (f, path) = fifo_at();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(Fifo::create(&path, 0o600).is_err(), "must not clobber");
+    assert!(Fifo::open(std::path::Path::new("/dev/null")).is_err(), "not a FIFO");
+    assert!(Fifo::create(std::path::Path::new("/dev/shm/x"), 0o7777).is_err(), "bad mode");
+    drop(f);
+    assert!(!path.exists(), "creator removes the FIFO");
 }
 
 #[test]

@@ -1,0 +1,132 @@
+//! FIFO notifier: a named pipe (`mkfifo`) that both sides open `O_RDWR | O_NONBLOCK` (so
+//! neither open blocks and neither side ever sees EOF). `notify` writes one byte; a full
+//! pipe means a wake-up is pending already. `wait` reads until EAGAIN (draining, so an
+//! edge-triggered epoll registration re-arms) and sleeps in `ppoll` while empty.
+
+use crate::deadline;
+use crate::{Notifier, PollableNotifier, Wait};
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A FIFO-based notifier, found by its path.
+///
+/// ```
+/// use shm_notify::{Fifo, Notifier, Wait};
+/// let path = std::env::temp_dir().join(format!("doc-fifo-{}", std::process::id()));
+/// let a = Fifo::create(&path, 0o600)?; // removes the path when dropped
+/// let b = Fifo::open(&path)?;          // e.g. in another process
+/// b.notify()?;
+/// assert_eq!(a.wait(Some(std::time::Duration::from_secs(1)))?, Wait::Notified);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Fifo {
+    fd: OwnedFd,
+    /// Set in the creator: the path it removes on drop.
+    unlink: Option<PathBuf>,
+}
+
+impl Fifo {
+    /// Creates the FIFO at `path` (failing if anything exists there) with permission
+    /// bits `mode` (applied with fchmod, so the umask cannot narrow them), and opens it.
+    /// The path is removed when this `Fifo` is dropped.
+    pub fn create(path: &Path, mode: u32) -> io::Result<Fifo> {
+        let mode = Mode::from_bits(mode)
+            .filter(|m| m.bits() & !0o777 == 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad FIFO mode {mode:#o}")))?;
+        nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        let opened = Self::open(path).and_then(|f| {
+            fchmod(&f.fd, mode)?;
+            Ok(f)
+        });
+        match opened {
+            Ok(mut f) => {
+                f.unlink = Some(path.to_owned());
+                tracing::debug!(path = %path.display(), "fifo created");
+                Ok(f)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens an existing FIFO. Fails if `path` is not a FIFO.
+    pub fn open(path: &Path) -> io::Result<Fifo> {
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())?;
+        let st = fstat(&fd)?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a FIFO", path.display())));
+        }
+        Ok(Fifo { fd, unlink: None })
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        if let Some(path) = &self.unlink {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing fifo failed");
+            }
+        }
+    }
+}
+
+impl Notifier for Fifo {
+    fn notify(&self) -> io::Result<()> {
+        match nix::unistd::write(&self.fd, &[1]) {
+            Ok(_) | Err(Errno::EAGAIN) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
+        let deadline = timeout.map(deadline::after);
+        loop {
+            if self.drain()? {
+                return Ok(Wait::Notified);
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => match deadline::remaining(d) {
+                    Some(left) => Some(left),
+                    None => return Ok(Wait::TimedOut),
+                },
+            };
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match nix::poll::ppoll(&mut fds, left, None) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl PollableNotifier for Fifo {
+    fn drain(&self) -> io::Result<bool> {
+        let mut buf = [0u8; 256];
+        let mut any = false;
+        loop {
+            match nix::unistd::read(&self.fd, &mut buf) {
+                Ok(0) => return Ok(any),
+                Ok(_) => any = true,
+                Err(Errno::EAGAIN) => return Ok(any),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl AsFd for Fifo {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

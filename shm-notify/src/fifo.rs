@@ -39,7 +39,12 @@ impl Fifo {
     pub fn create(path: &Path, mode: u32) -> io::Result<Fifo> {
         let mode = Mode::from_bits(mode)
             .filter(|m| m.bits() & !0o777 == 0)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad FIFO mode {mode:#o}")))?;
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bad FIFO mode {mode:#o}"),
+                )
+            })?;
         nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)?;
         let opened = Self::open(path).and_then(|f| {
             fchmod(&f.fd, mode)?;
@@ -60,10 +65,17 @@ impl Fifo {
 
     /// Opens an existing FIFO. Fails if `path` is not a FIFO.
     pub fn open(path: &Path) -> io::Result<Fifo> {
-        let fd = open(path, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())?;
+        let fd = open(
+            path,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         let st = fstat(&fd)?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a FIFO", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a FIFO", path.display()),
+            ));
         }
         Ok(Fifo { fd, unlink: None })
     }

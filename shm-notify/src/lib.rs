@@ -29,6 +29,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+mod any;
 #[cfg(not(shm_loom))]
 mod deadline;
 #[cfg(not(shm_loom))]
@@ -38,9 +39,12 @@ mod fifo;
 #[cfg(not(shm_loom))]
 mod futex;
 #[cfg(not(shm_loom))]
+pub mod handover;
+#[cfg(not(shm_loom))]
 mod semaphore;
 mod thread;
 
+pub use any::{NotifierKind, UnknownNotifier};
 #[cfg(not(shm_loom))]
 pub use eventfd::EventFd;
 #[cfg(not(shm_loom))]
@@ -61,6 +65,7 @@ pub enum Wait {
 }
 
 /// One-way wake-up between two parties. See the crate docs for the semantics.
+#[cfg_attr(not(shm_loom), enum_dispatch::enum_dispatch)]
 pub trait Notifier: Send + Sync {
     /// Makes the current or the next `wait` return. Cheap when repeated: notifications
     /// coalesce.
@@ -78,4 +83,43 @@ pub trait Notifier: Send + Sync {
 pub trait PollableNotifier: Notifier + AsFd {
     /// Consumes any pending notification without blocking; returns whether there was one.
     fn drain(&self) -> io::Result<bool>;
+}
+
+/// Any cross-process notifier, for programs that pick one by configuration
+/// ([`NotifierKind`]). Dispatch is a `match`, no allocation; prefer the concrete type as a
+/// generic parameter on hot paths.
+///
+/// ```
+/// use shm_notify::{AnyNotifier, EventFd, Notifier, NotifierKind, Wait};
+/// let n: AnyNotifier = EventFd::new()?.into();
+/// assert_eq!(n.kind(), NotifierKind::EventFd);
+/// n.notify()?;
+/// assert_eq!(n.wait(None)?, Wait::Notified);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(not(shm_loom))]
+#[enum_dispatch::enum_dispatch(Notifier)]
+#[derive(Debug)]
+pub enum AnyNotifier {
+    /// A futex word in shared memory.
+    Futex,
+    /// An eventfd.
+    EventFd,
+    /// A named pipe.
+    Fifo,
+    /// A POSIX semaphore in shared memory.
+    Semaphore,
+}
+
+#[cfg(not(shm_loom))]
+impl AnyNotifier {
+    /// Which kind this is.
+    pub fn kind(&self) -> NotifierKind {
+        match self {
+            AnyNotifier::Futex(_) => NotifierKind::Futex,
+            AnyNotifier::EventFd(_) => NotifierKind::EventFd,
+            AnyNotifier::Fifo(_) => NotifierKind::Fifo,
+            AnyNotifier::Semaphore(_) => NotifierKind::Semaphore,
+        }
+    }
 }

@@ -31,7 +31,9 @@ pub struct Semaphore {
 
 impl std::fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Semaphore").field("sem", &self.sem).finish_non_exhaustive()
+        f.debug_struct("Semaphore")
+            .field("sem", &self.sem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,10 @@ impl Semaphore {
     /// # Safety
     /// `sem` points at a semaphore made by `init` in memory valid while `owner` lives.
     pub unsafe fn attach(sem: NonNull<u8>, owner: Arc<dyn Send + Sync>) -> Semaphore {
-        Semaphore { sem: sem.cast(), _owner: owner }
+        Semaphore {
+            sem: sem.cast(),
+            _owner: owner,
+        }
     }
 
     fn value(&self) -> io::Result<libc::c_int> {
@@ -104,7 +109,9 @@ impl Notifier for Semaphore {
         loop {
             let r = match &deadline {
                 // SAFETY: a live semaphore and a live timespec.
-                Some(d) => unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, d.as_ref()) },
+                Some(d) => unsafe {
+                    sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, d.as_ref())
+                },
                 // SAFETY: a live semaphore.
                 None => unsafe { libc::sem_wait(self.sem.as_ptr()) },
             };

@@ -91,7 +91,10 @@ fn fifo_at() -> (Fifo, std::path::PathBuf) {
     static N: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
     let mut n = N.lock().unwrap();
     *n += 1;
-    let path = std::path::PathBuf::from(format!("/dev/shm/shmring-test-{}-fifo-{n}", std::process::id()));
+    let path = std::path::PathBuf::from(format!(
+        "/dev/shm/shmring-test-{}-fifo-{n}",
+        std::process::id()
+    ));
     (Fifo::create(&path, 0o600).unwrap(), path)
 }
 
@@ -112,11 +115,18 @@ fn fifo_conforms() {
 #[test]
 fn fifo_is_created_0600_refuses_clobbering_and_non_fifos() {
     let (f, path) = fifo_at();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     assert!(Fifo::create(&path, 0o600).is_err(), "must not clobber");
-    assert!(Fifo::open(std::path::Path::new("/dev/null")).is_err(), "not a FIFO");
-    assert!(Fifo::create(std::path::Path::new("/dev/shm/x"), 0o7777).is_err(), "bad mode");
+    assert!(
+        Fifo::open(std::path::Path::new("/dev/null")).is_err(),
+        "not a FIFO"
+    );
+    assert!(
+        Fifo::create(std::path::Path::new("/dev/shm/x"), 0o7777).is_err(),
+        "bad mode"
+    );
     drop(f);
     assert!(!path.exists(), "creator removes the FIFO");
 }

@@ -1,105 +1,266 @@
-//! Notifiers across real processes: wake of a blocked waiter, a notification made before
-//! the peer waits, the other direction, and a peer that exits while we wait (our timeout
-//! still fires). One suite, run for futex and eventfd.
+//! Notifiers across real processes, one suite for all four kinds: wake of a blocked
+//! waiter, a notification made before the peer waits, the other direction, 200 us
+//! timeouts while a peer is attached, and a peer that exits while we wait (our timeout
+//! still fires). Plus SCM_RIGHTS hand-over between unrelated processes.
 
-use shm_notify::{EventFd, Futex, Notifier, Wait};
+use shm_notify::handover::{self, HandoverError};
+use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore, Wait};
 use shm_ring::{Kind, Segment, SegmentOptions};
 use shm_tests::{unique_name, Peer};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BOUND: Duration = Duration::from_secs(20);
+/// Must match notify_peer's SEM_OFFSET.
+const SEM_OFFSET: usize = 128;
 
-/// Our end of a notifier plus how a child finds the same one.
+/// Our end of a notifier and what a child needs to find the same one.
 struct Shared {
-    notifier: Box<dyn Notifier>,
-    args: [String; 2],
-    _segment: Option<Segment>,
+    notifier: Arc<dyn Notifier>,
+    kind: &'static str,
+    target: String,
+    /// The eventfd to pass by inheritance.
+    eventfd: Option<Arc<EventFd>>,
+    _keep: Option<Segment>,
 }
 
-fn futex() -> Shared {
-    let name = unique_name("futex");
-    let seg = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
-    let word = seg.extension().as_ptr().cast::<u32>();
-    // SAFETY: word 0 of the extension is aligned, zeroed, kept alive by the segment passed
-    // as owner, and used only as this futex word.
-    let notifier = unsafe { Futex::from_raw(word, Arc::new(seg.clone())) };
-    Shared {
-        notifier: Box::new(notifier),
-        args: ["futex".into(), name],
-        _segment: Some(seg),
+impl Shared {
+    fn peer(&self, role: &str) -> Peer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_notify_peer"));
+        cmd.args([role, self.kind, &self.target]);
+        if let Some(efd) = &self.eventfd {
+            handover::inherit(&mut cmd, &[efd.as_fd()]);
+        }
+        Peer::spawn(cmd, None)
     }
 }
 
-fn peer(shared: &Shared, role: &str, eventfd: Option<&EventFd>) -> Peer {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_notify_peer"));
-    cmd.arg(role).args(&shared.args);
-    Peer::spawn(cmd, eventfd.map(|e| e.as_fd()))
+fn segment() -> (Segment, String) {
+    let name = unique_name("notify");
+    (
+        Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap(),
+        name,
+    )
 }
 
-fn run_suite(make: impl Fn() -> (Shared, Option<Arc<EventFd>>)) {
+fn futex() -> Shared {
+    let (seg, name) = segment();
+    let word = seg.extension().as_ptr().cast::<u32>();
+    // SAFETY: word 0 of the extension is aligned, zeroed, kept alive by the segment passed
+    // as owner, and used only as this futex word.
+    let n = unsafe { Futex::from_raw(word, Arc::new(seg.clone())) };
+    Shared {
+        notifier: Arc::new(n),
+        kind: "futex",
+        target: name,
+        eventfd: None,
+        _keep: Some(seg),
+    }
+}
+
+fn semaphore() -> Shared {
+    let (seg, name) = segment();
+    // SAFETY: an aligned, unused spot in the extension area, kept mapped by the owner.
+    let at = unsafe { seg.extension().as_ptr().add(SEM_OFFSET) };
+    // SAFETY: as above; nobody else has attached yet.
+    let n = unsafe { Semaphore::init(at, Arc::new(seg.clone())) }.unwrap();
+    Shared {
+        notifier: Arc::new(n),
+        kind: "sem",
+        target: name,
+        eventfd: None,
+        _keep: Some(seg),
+    }
+}
+
+fn fifo() -> Shared {
+    let path = format!("/dev/shm/{}", unique_name("fifo"));
+    let n = Fifo::create(std::path::Path::new(&path), 0o600).unwrap();
+    Shared {
+        notifier: Arc::new(n),
+        kind: "fifo",
+        target: path,
+        eventfd: None,
+        _keep: None,
+    }
+}
+
+fn eventfd() -> Shared {
+    let efd = Arc::new(EventFd::new().unwrap());
+    Shared {
+        notifier: efd.clone(),
+        kind: "eventfd",
+        target: "-".into(),
+        eventfd: Some(efd),
+        _keep: None,
+    }
+}
+
+fn run_suite(make: fn() -> Shared) {
     // A blocked child is woken.
-    let (s, efd) = make();
-    let child = peer(&s, "wait", efd.as_deref());
+    let s = make();
+    let child = s.peer("wait");
     std::thread::sleep(Duration::from_millis(50));
     s.notifier.notify().unwrap();
-    assert_eq!(child.wait_timeout(BOUND).code(), Some(0), "child not woken");
+    assert_eq!(
+        child.wait_timeout(BOUND).code(),
+        Some(0),
+        "{}: child not woken",
+        s.kind
+    );
 
     // A notification made before the child waits is not lost.
-    let (s, efd) = make();
+    let s = make();
     s.notifier.notify().unwrap();
     assert_eq!(
-        peer(&s, "wait", efd.as_deref()).wait_timeout(BOUND).code(),
-        Some(0)
+        s.peer("wait").wait_timeout(BOUND).code(),
+        Some(0),
+        "{}",
+        s.kind
     );
 
     // The other direction: the child notifies, we wait.
-    let (s, efd) = make();
-    let child = peer(&s, "notify", efd.as_deref());
-    assert_eq!(s.notifier.wait(Some(BOUND)).unwrap(), Wait::Notified);
+    let s = make();
+    let child = s.peer("notify");
+    assert_eq!(
+        s.notifier.wait(Some(BOUND)).unwrap(),
+        Wait::Notified,
+        "{}",
+        s.kind
+    );
+    assert_eq!(child.wait_timeout(BOUND).code(), Some(0));
+
+    // 200 us timeouts while a peer is attached: never early, not rounded to 1 ms.
+    let s = make();
+    let child = s.peer("hold");
+    let mut fastest = Duration::MAX;
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(
+            s.notifier.wait(Some(Duration::from_micros(200))).unwrap(),
+            Wait::TimedOut
+        );
+        let took = t.elapsed();
+        assert!(took >= Duration::from_micros(200), "{}: {took:?}", s.kind);
+        fastest = fastest.min(took);
+    }
+    assert!(
+        fastest < Duration::from_millis(1),
+        "{}: fastest 200 us wait took {fastest:?}",
+        s.kind
+    );
     assert_eq!(child.wait_timeout(BOUND).code(), Some(0));
 
     // The peer exits without notifying: our timeout still fires.
-    let (s, efd) = make();
-    let child = peer(&s, "exit", efd.as_deref());
+    let s = make();
+    let child = s.peer("exit");
+    assert_eq!(child.wait_timeout(BOUND).code(), Some(0));
     let t = Instant::now();
     assert_eq!(
         s.notifier.wait(Some(Duration::from_millis(200))).unwrap(),
         Wait::TimedOut
     );
     assert!(t.elapsed() >= Duration::from_millis(200));
-    assert_eq!(child.wait_timeout(BOUND).code(), Some(0));
 }
 
 #[test]
 fn futex_across_processes() {
-    run_suite(|| (futex(), None));
+    run_suite(futex);
 }
 
 #[test]
-fn eventfd_across_processes() {
-    run_suite(|| {
-        let efd = Arc::new(EventFd::new().unwrap());
-        let shared = Shared {
-            notifier: Box::new(ArcNotifier(efd.clone())),
-            args: ["eventfd".into(), efd.as_fd().as_raw_fd().to_string()],
-            _segment: None,
-        };
-        (shared, Some(efd))
-    });
+fn semaphore_across_processes() {
+    run_suite(semaphore);
 }
 
-/// Lets the test keep the EventFd (for its fd) while the suite holds it as a notifier.
-struct ArcNotifier(Arc<EventFd>);
+#[test]
+fn fifo_across_processes() {
+    run_suite(fifo);
+}
 
-impl Notifier for ArcNotifier {
-    fn notify(&self) -> std::io::Result<()> {
-        self.0.notify()
+#[test]
+fn eventfd_inherited_across_exec() {
+    run_suite(eventfd);
+}
+
+fn listen() -> (UnixListener, String) {
+    let name = unique_name("sock");
+    let addr = SocketAddr::from_abstract_name(&name).unwrap();
+    (UnixListener::bind_addr(&addr).unwrap(), name)
+}
+
+fn socket_peer(role: &str, name: &str, uid: Option<u32>) -> Peer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_notify_peer"));
+    cmd.args([role, "socket", name]);
+    if let Some(uid) = uid {
+        std::os::unix::process::CommandExt::uid(&mut cmd, uid);
     }
+    Peer::spawn(cmd, None)
+}
 
-    fn wait(&self, timeout: Option<Duration>) -> std::io::Result<Wait> {
-        self.0.wait(timeout)
+/// An unrelated process (it inherits nothing) sends us its eventfd; we notify through
+/// the received fd and the sender, waiting on its own copy, wakes.
+#[test]
+fn scm_rights_between_unrelated_processes() {
+    let (listener, name) = listen();
+    let child = socket_peer("send-efd", &name, None);
+    let (sock, _) = listener.accept().unwrap();
+    let mut fds = handover::recv_fds(&sock).unwrap();
+    assert_eq!(fds.len(), 1);
+    let efd = EventFd::from_fd(fds.pop().unwrap()).unwrap();
+    efd.notify().unwrap();
+    assert_eq!(
+        child.wait_timeout(BOUND).code(),
+        Some(0),
+        "sender not woken through the passed fd"
+    );
+}
+
+#[test]
+fn forged_message_without_fds_is_an_error() {
+    let (listener, name) = listen();
+    let child = socket_peer("send-bytes", &name, None);
+    let (sock, _) = listener.accept().unwrap();
+    assert!(matches!(
+        handover::recv_fds(&sock),
+        Err(HandoverError::NoFds)
+    ));
+    assert_eq!(child.wait_timeout(BOUND).code(), Some(0));
+}
+
+#[test]
+fn peer_of_another_uid_is_refused() {
+    let me = nix::unistd::geteuid().as_raw();
+    // Always: a peer that is not the uid we accept.
+    let (listener, name) = listen();
+    let child = socket_peer("send-efd", &name, None);
+    let (sock, _) = listener.accept().unwrap();
+    let err = handover::recv_fds_from(&sock, me + 1).unwrap_err();
+    assert!(
+        matches!(err, HandoverError::PeerUid { found, .. } if found == me),
+        "{err}"
+    );
+    drop((sock, child)); // the refused sender is killed
+                         // As root we can also start a real peer under another uid (nobody).
+    if me == 0 {
+        let (listener, name) = listen();
+        let child = socket_peer("send-efd", &name, Some(65534));
+        let (sock, _) = listener.accept().unwrap();
+        let err = handover::recv_fds(&sock).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HandoverError::PeerUid {
+                    expected: 0,
+                    found: 65534
+                }
+            ),
+            "{err}"
+        );
+        drop((sock, child));
     }
 }

@@ -41,6 +41,7 @@ impl EventFd {
 
     fn with_flags(extra: EfdFlags) -> io::Result<EventFd> {
         let fd = RawEventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK | extra)?;
+        tracing::debug!(fd = ?fd.as_fd(), semaphore = !extra.is_empty(), "eventfd created");
         Ok(EventFd { fd })
     }
 
@@ -79,6 +80,7 @@ impl Notifier for EventFd {
                     None => return Ok(Wait::TimedOut),
                 },
             };
+            tracing::trace!(?left, "sleeping in ppoll");
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             match nix::poll::ppoll(&mut fds, left, None) {
                 Ok(_) | Err(Errno::EINTR) => {}

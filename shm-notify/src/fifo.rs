@@ -112,6 +112,7 @@ impl Notifier for Fifo {
                     None => return Ok(Wait::TimedOut),
                 },
             };
+            tracing::trace!(?left, "sleeping in ppoll");
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             match nix::poll::ppoll(&mut fds, left, None) {
                 Ok(_) | Err(Errno::EINTR) => {}

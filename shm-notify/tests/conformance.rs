@@ -2,7 +2,7 @@
 //! process; cross-process tests live in the workspace's `tests` crate).
 #![cfg(not(shm_loom))]
 
-use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore, ThreadNotifier, Wait};
+use shm_notify::{AnyNotifier, EventFd, Fifo, Futex, Notifier, Semaphore, ThreadNotifier, Wait};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -159,4 +159,12 @@ fn eventfd_semaphore_mode_counts() {
         n.wait(Some(Duration::from_micros(200))).unwrap(),
         Wait::TimedOut
     );
+}
+
+#[test]
+fn any_notifier_conforms_for_every_kind() {
+    suite(|| AnyNotifier::from(futex()));
+    suite(|| AnyNotifier::from(semaphore()));
+    suite(|| AnyNotifier::from(fifo()));
+    suite(|| AnyNotifier::from(EventFd::new().unwrap()));
 }

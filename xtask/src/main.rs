@@ -12,6 +12,8 @@ use std::time::Instant;
 
 /// Crates with loom models (tests named `loom_*`).
 const LOOM_PACKAGES: &[&str] = &["shm-ring"];
+/// Criterion benchmarks: (package, bench target).
+const MICRO_BENCHES: &[(&str, &str)] = &[("shm-ring", "ring"), ("shm-notify", "notify")];
 /// Prefix of every segment name the tests create.
 const TEST_SEGMENT_PREFIX: &str = "shmring-test-";
 
@@ -124,10 +126,13 @@ fn loom(deep: bool) -> Result {
 }
 
 fn bench(full: bool) -> Result {
-    let mut cmd = cargo();
-    cmd.args(["bench", "-p", "shm-ring", "--bench", "ring", "--"]);
-    if !full {
-        cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+    for (package, bench) in MICRO_BENCHES {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", package, "--bench", bench, "--"]);
+        if !full {
+            cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+        }
+        run(&format!("criterion micro-benchmarks ({bench})"), cmd)?;
     }
-    run("criterion micro-benchmarks (ring)", cmd)
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! `notify_peer ROLE KIND TARGET` where KIND TARGET is `futex NAME`, `sem NAME` (shared
 //! state in the named segment's extension area), `fifo PATH`, or `eventfd -` (inherited
 //! through `shm_notify::handover::inherit`). Roles: `wait` exits 0 when notified, 2 on its
-//! 10 s timeout; `notify` notifies once; `exit` attaches and exits; `hold` attaches and
+//! 10 s timeout; `notify` notifies once; `notify-many` 10,000 times; `exit` attaches and exits; `hold` attaches and
 //! exits after 300 ms. With KIND `socket` and TARGET an abstract socket name: `send-efd`
 //! sends a fresh eventfd over SCM_RIGHTS then waits on it (exit 0 when notified),
 //! `send-bytes` sends a message without fds. Failures exit 1.
@@ -80,6 +80,12 @@ fn run(role: &str, kind: &str, target: &str) -> Result<i32, String> {
             match role {
                 "wait" => wait(&*n),
                 "notify" => n.notify().map(|_| 0).map_err(|e| e.to_string()),
+                "notify-many" => {
+                    for _ in 0..10_000 {
+                        n.notify().map_err(|e| e.to_string())?;
+                    }
+                    Ok(0)
+                }
                 "exit" => Ok(0),
                 "hold" => {
                     std::thread::sleep(Duration::from_millis(300));

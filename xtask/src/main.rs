@@ -13,7 +13,11 @@ use std::time::Instant;
 /// Crates with loom models (tests named `loom_*`).
 const LOOM_PACKAGES: &[&str] = &["shm-ring"];
 /// Criterion benchmarks: (package, bench target).
-const MICRO_BENCHES: &[(&str, &str)] = &[("shm-ring", "ring"), ("shm-notify", "notify")];
+const MICRO_BENCHES: &[(&str, &str)] = &[
+    ("shm-ring", "ring"),
+    ("shm-notify", "notify"),
+    ("shm-idle", "idle"),
+];
 /// Prefix of every segment name the tests create.
 const TEST_SEGMENT_PREFIX: &str = "shmring-test-";
 

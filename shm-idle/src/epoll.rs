@@ -1,0 +1,245 @@
+//! NAPI-style parking: poll while there is work, spin through a budget of empty polls,
+//! then block in epoll on the notifier's fd (and any fds the user adds), drain, and go
+//! back to polling.
+//!
+//! Timeouts have nanosecond resolution: `epoll_pwait2` where the kernel has it (5.11+),
+//! else a timerfd in the same epoll set (as Netty does).
+
+use crate::{slack, Action, IdleStrategy, ParksOn};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use shm_notify::{PollableNotifier, Wait};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+const NOTIFIER: u64 = u64::MAX;
+const TIMER: u64 = u64::MAX - 1;
+
+/// Spin for `budget` empty polls, then park in epoll (for at most `timeout`).
+///
+/// ```
+/// use shm_idle::{Action, EpollPark, IdleStrategy, ParksOn};
+/// use shm_notify::{EventFd, Notifier, Wait};
+/// use std::time::Duration;
+/// let mut s = EpollPark::new(2, Some(Duration::from_millis(5)));
+/// assert_eq!([s.idle(0), s.idle(0)], [Action::Spin, Action::Spin]);
+/// assert_eq!(s.idle(0), Action::Park(Some(Duration::from_millis(5))));
+/// let n = EventFd::new()?;
+/// n.notify()?;
+/// assert_eq!(s.block(&n, Some(Duration::from_millis(5)))?, Wait::Notified);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct EpollPark {
+    budget: u32,
+    timeout: Option<Duration>,
+    empty: u32,
+    epoll: Option<Epoll>,
+    /// The notifier fd registered in `epoll`.
+    registered: Option<RawFd>,
+    timer: Option<TimerFd>,
+    force_timerfd: bool,
+    ready: Vec<u64>,
+}
+
+impl EpollPark {
+    /// Spins through `budget` empty polls, then parks for at most `timeout` (`None`: until
+    /// notified).
+    pub fn new(budget: u32, timeout: Option<Duration>) -> Self {
+        EpollPark {
+            budget,
+            timeout,
+            empty: 0,
+            epoll: None,
+            registered: None,
+            timer: None,
+            force_timerfd: false,
+            ready: Vec::new(),
+        }
+    }
+
+    /// Uses the timerfd path for timeouts even where `epoll_pwait2` exists (for tests and
+    /// for kernels that filter unknown system calls).
+    pub fn with_timerfd(mut self) -> Self {
+        self.force_timerfd = true;
+        self
+    }
+
+    /// The spin budget and park timeout.
+    pub fn settings(&self) -> (u32, Option<Duration>) {
+        (self.budget, self.timeout)
+    }
+
+    fn epoll(&mut self) -> io::Result<&Epoll> {
+        if self.epoll.is_none() {
+            self.epoll = Some(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?);
+        }
+        Ok(self.epoll.as_ref().expect("created above"))
+    }
+
+    /// Adds a user fd (level-triggered) to the park: readiness ends a park, and
+    /// [`EpollPark::take_ready`] then reports `token`. The caller keeps `fd` open until it
+    /// calls [`EpollPark::remove_fd`]. Tokens `u64::MAX - 1 ..` are reserved.
+    pub fn add_fd(&mut self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        if token >= TIMER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "token reserved",
+            ));
+        }
+        self.epoll()?
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))?;
+        Ok(())
+    }
+
+    /// Removes a user fd added with [`EpollPark::add_fd`].
+    pub fn remove_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.epoll()?.delete(fd)?;
+        Ok(())
+    }
+
+    /// Tokens of user fds that were ready when the last park ended.
+    pub fn take_ready(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ready)
+    }
+
+    fn ensure_registered(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if self.registered != Some(raw) {
+            let epoll = self.epoll()?;
+            epoll.add(
+                fd,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, NOTIFIER),
+            )?;
+            self.registered = Some(raw);
+        }
+        Ok(())
+    }
+
+    /// epoll_wait with a nanosecond timeout; falls back to the timerfd path on ENOSYS.
+    fn wait(&mut self, events: &mut [EpollEvent], timeout: Option<Duration>) -> io::Result<usize> {
+        if !self.force_timerfd {
+            let ts = timeout.map(TimeSpec::from_duration);
+            let epfd = self.epoll()?.0.as_raw_fd();
+            // SAFETY: epfd is our live epoll fd; `events` is valid for `len` entries and
+            // EpollEvent is a transparent wrapper of epoll_event; the timespec (or null)
+            // outlives the call; a null sigmask means "leave the mask alone".
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epfd,
+                    events.as_mut_ptr().cast::<libc::epoll_event>(),
+                    events.len() as libc::c_int,
+                    ts.as_ref()
+                        .map_or(std::ptr::null(), |t| t.as_ref() as *const libc::timespec),
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOSYS) => {
+                    tracing::debug!("epoll_pwait2 unavailable; using a timerfd for park timeouts");
+                    self.force_timerfd = true;
+                }
+                Some(libc::EINTR) => return Ok(0),
+                _ => return Err(e),
+            }
+        }
+        self.wait_with_timerfd(events, timeout)
+    }
+
+    fn wait_with_timerfd(
+        &mut self,
+        events: &mut [EpollEvent],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        if self.timer.is_none() {
+            let timer = TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )?;
+            self.epoll()?
+                .add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, TIMER))?;
+            self.timer = Some(timer);
+        }
+        let timer = self.timer.as_ref().expect("created above");
+        match timeout {
+            // A zero expiration would disarm the timer: use the smallest non-zero one.
+            Some(t) => timer.set(
+                Expiration::OneShot(TimeSpec::from_duration(t.max(Duration::from_nanos(1)))),
+                TimerSetTimeFlags::empty(),
+            )?,
+            None => timer.unset()?,
+        }
+        let epoll = self.epoll.as_ref().expect("created with the timer");
+        let n = match epoll.wait(events, nix::sys::epoll::EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        // Disarm, and consume an expiry so the level-triggered timer stops reporting.
+        let timer = self.timer.as_ref().expect("created above");
+        timer.unset()?;
+        let mut buf = [0u8; 8];
+        let _ = nix::unistd::read(timer, &mut buf);
+        Ok(n)
+    }
+}
+
+impl IdleStrategy for EpollPark {
+    #[inline]
+    fn idle(&mut self, work: usize) -> Action {
+        if work > 0 {
+            self.empty = 0;
+            return Action::Continue;
+        }
+        if self.empty < self.budget {
+            self.empty += 1;
+            return Action::Spin;
+        }
+        slack::for_wait(self.timeout);
+        Action::Park(self.timeout)
+    }
+
+    fn reset(&mut self) {
+        self.empty = 0;
+    }
+
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+}
+
+impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
+    fn block(&mut self, notifier: &N, timeout: Option<Duration>) -> io::Result<Wait> {
+        self.ensure_registered(notifier.as_fd())?;
+        let mut events = [EpollEvent::empty(); 16];
+        let n = self.wait(&mut events, timeout)?;
+        let mut woken = false;
+        for e in &events[..n] {
+            match e.data() {
+                NOTIFIER => woken |= notifier.drain()?,
+                TIMER => {}
+                token => {
+                    self.ready.push(token);
+                    woken = true;
+                }
+            }
+        }
+        // An edge may have been consumed by an earlier drain outside epoll: check once.
+        if !woken {
+            woken = notifier.drain()?;
+        }
+        Ok(if woken {
+            Wait::Notified
+        } else {
+            Wait::TimedOut
+        })
+    }
+}

@@ -141,12 +141,12 @@ pub struct Extension<'a> {
     memory: &'a RingMemory,
 }
 
-impl Extension<'_> {
+impl<'a> Extension<'a> {
     /// Number of 32-bit words in the area.
     pub const WORDS: usize = crate::layout::EXTENSION_LEN / 4;
 
     /// The 32-bit word at `word` (`< WORDS`; panics otherwise).
-    pub fn u32(&self, word: usize) -> &AtomicU32 {
+    pub fn u32(&self, word: usize) -> &'a AtomicU32 {
         self.memory.extension_u32(word)
     }
 

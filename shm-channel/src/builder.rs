@@ -1,0 +1,153 @@
+//! Making channels: in one process (threads), by name across processes, or anonymously
+//! with the segment's and notifiers' fds handed to the peer.
+
+use crate::link::{Link, Stats};
+use crate::liveness::Slot;
+use crate::{ChannelError, Receiver, Sender};
+use shm_idle::ParksOn;
+use shm_notify::Notifier;
+use shm_ring::{Kind, RingKind, Segment, SegmentOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default data region size.
+pub const DEFAULT_CAPACITY: usize = 64 * 1024;
+/// Default liveness detection interval.
+pub const DEFAULT_DETECT: Duration = Duration::from_millis(100);
+
+/// Settings of a new channel.
+///
+/// ```
+/// use shm_channel::ChannelBuilder;
+/// let b = ChannelBuilder::new().capacity(1 << 20).mode(0o600).detect_interval(std::time::Duration::from_millis(50));
+/// assert_eq!(b.get_capacity(), 1 << 20);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ChannelBuilder {
+    pub(crate) capacity: usize,
+    pub(crate) mode: u32,
+    pub(crate) detect: Duration,
+    #[cfg(not(shm_loom))]
+    pub(crate) notifier: Option<shm_notify::NotifierKind>,
+}
+
+impl Default for ChannelBuilder {
+    fn default() -> Self {
+        ChannelBuilder {
+            capacity: DEFAULT_CAPACITY,
+            mode: 0o600,
+            detect: DEFAULT_DETECT,
+            #[cfg(not(shm_loom))]
+            notifier: None,
+        }
+    }
+}
+
+impl ChannelBuilder {
+    /// 64 KiB, mode 0600, 100 ms liveness detection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Data region size in bytes (a power of two, 64 B ..= 1 GiB); the largest message
+    /// is capacity / 8.
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// The configured capacity.
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Permission bits of the segment and FIFOs (default 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How quickly a waiting end notices that its peer died (it checks four times per
+    /// interval while waiting). A closed (dropped) peer is noticed at once.
+    pub fn detect_interval(mut self, interval: Duration) -> Self {
+        self.detect = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The notifier kind, for `AnyNotifier` channels (concrete types imply it).
+    #[cfg(not(shm_loom))]
+    pub fn notifier_kind(mut self, kind: shm_notify::NotifierKind) -> Self {
+        self.notifier = Some(kind);
+        self
+    }
+
+    pub(crate) fn options(&self, kind: Kind) -> SegmentOptions {
+        SegmentOptions::new(kind, self.capacity).mode(self.mode)
+    }
+}
+
+pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
+    link: &Arc<Link<N>>,
+    idle: I,
+) -> Result<Sender<K, N, I>, ChannelError> {
+    let producer = link.segment.producer::<K>()?;
+    let slot = Arc::new(Slot::writer(&link.segment)?);
+    Ok(Sender {
+        producer,
+        link: link.clone(),
+        idle,
+        slot,
+        stats: Stats::default(),
+    })
+}
+
+pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
+    link: &Arc<Link<N>>,
+    idle: I,
+) -> Result<Receiver<K, N, I>, ChannelError> {
+    let consumer = link.segment.consumer::<K>()?;
+    let slot = Slot::reader(&link.segment)?;
+    Ok(Receiver {
+        consumer,
+        link: link.clone(),
+        idle,
+        slot,
+        stats: Stats::default(),
+    })
+}
+
+/// A channel between threads of this process, with in-process notifiers (`N::default()`,
+/// e.g. [`shm_notify::ThreadNotifier`]); under loom, this is what the models run.
+///
+/// ```
+/// use shm_channel::{channel, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::ThreadNotifier;
+/// let (mut tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, Backoff::default(), Backoff::default())?;
+/// let t = std::thread::spawn(move || tx.send(b"hi").unwrap());
+/// assert_eq!(rx.recv_vec()?, b"hi");
+/// t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn channel<K, N, IS, IR>(
+    capacity: usize,
+    tx_idle: IS,
+    rx_idle: IR,
+) -> Result<(Sender<K, N, IS>, Receiver<K, N, IR>), ChannelError>
+where
+    K: RingKind,
+    N: Notifier + Default,
+    IS: ParksOn<N>,
+    IR: ParksOn<N>,
+{
+    let b = ChannelBuilder::new().capacity(capacity);
+    let segment = Segment::anonymous(&b.options(K::KIND))?;
+    let link = Arc::new(Link {
+        segment,
+        data: Arc::new(N::default()),
+        space: Arc::new(N::default()),
+        detect: b.detect,
+    });
+    Ok((sender(&link, tx_idle)?, receiver(&link, rx_idle)?))
+}

@@ -1,0 +1,96 @@
+//! Errors of channel set-up, sending and receiving.
+
+use std::io;
+use thiserror::Error;
+
+/// Why a channel end could not be created or attached.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The segment could not be created, opened or validated (this includes a ring kind
+    /// that differs from the caller's type, named in the message).
+    #[error(transparent)]
+    Segment(#[from] shm_ring::SegmentError),
+    /// The segment was made for another notifier than the caller's type.
+    #[error("notifier kind mismatch: caller expects {expected}, channel uses {found}")]
+    NotifierMismatch {
+        /// Asked for.
+        expected: String,
+        /// Recorded in the segment.
+        found: String,
+    },
+    /// A system call failed.
+    #[error("{what} failed: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// This notifier is found by the segment's name; the channel has none (memfd).
+    #[error("{0} notifiers need a named channel")]
+    NeedsName(&'static str),
+    /// This notifier travels as fds; use the fd hand-over (memfd) mode.
+    #[error("{0} notifiers need the fd hand-over (anonymous) mode")]
+    NeedsFds(&'static str),
+    /// A live reader is attached already.
+    #[error("a live reader is already attached")]
+    ReaderAttached,
+    /// Every writer slot is taken by a live writer.
+    #[error("all {0} writer slots are in use")]
+    TooManyWriters(usize),
+    /// The configuration is not acceptable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Why a send did not happen. The message stays with the caller.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// `try_send`: no space right now.
+    #[error("channel is full")]
+    Full,
+    /// `send_timeout`: no space before the deadline.
+    #[error("timed out waiting for space")]
+    Timeout,
+    /// The reader closed its end or died.
+    #[error("the receiver is gone")]
+    Disconnected,
+    /// Longer than the ring's maximum message length.
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    TooLong {
+        /// Message length.
+        len: usize,
+        /// The channel's limit.
+        max: usize,
+    },
+    /// The shared memory is corrupt or a peer misbehaves.
+    #[error("corrupt channel: {0}")]
+    Corrupt(String),
+    /// Parking or waking failed.
+    #[error("notifier failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why nothing was received.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// `try_recv`: nothing there right now.
+    #[error("channel is empty")]
+    Empty,
+    /// `recv_timeout`: nothing before the deadline.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// Every writer closed its end or died, and everything they committed was read.
+    #[error("all senders are gone")]
+    Disconnected,
+    /// The shared memory is corrupt or a peer misbehaves.
+    #[error("corrupt channel: {0}")]
+    Corrupt(String),
+    /// Parking or waking failed.
+    #[error("notifier failed: {0}")]
+    Io(#[from] io::Error),
+}

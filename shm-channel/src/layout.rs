@@ -1,0 +1,52 @@
+//! What shm-channel keeps in the segment's extension area: one 128-byte line per item,
+//! so waiters and the notifier state of the two directions do not share cache lines.
+
+/// 32-bit words per 128-byte line.
+const LINE: usize = 32;
+
+/// The waiter word of the reader (sleeps when the ring is empty).
+pub(crate) const DATA_WAITERS: usize = 0;
+/// The waiter word of the writers (sleep when the ring is full).
+pub(crate) const SPACE_WAITERS: usize = LINE;
+/// Futex words of the two directions.
+pub(crate) const DATA_FUTEX: usize = 2 * LINE;
+pub(crate) const SPACE_FUTEX: usize = 3 * LINE;
+/// Byte offsets of the two `sem_t`s (one line each; a sem_t is 32 bytes).
+pub(crate) const DATA_SEM_BYTES: usize = 4 * 128;
+pub(crate) const SPACE_SEM_BYTES: usize = 5 * 128;
+/// The reader's liveness slot.
+pub(crate) const READER_SLOT: usize = 6 * LINE;
+/// Writer liveness slots: `WRITER_SLOTS` slots of `SLOT_WORDS` words, two lines.
+pub(crate) const WRITER_SLOTS_AT: usize = 7 * LINE;
+pub(crate) const WRITER_SLOTS: usize = 16;
+pub(crate) const SLOT_WORDS: usize = 4;
+/// Set once any writer has attached (so "no live writer" means "all gone").
+pub(crate) const WRITERS_EVER: usize = 9 * LINE;
+
+/// Which way a wake-up goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Writers wake the reader: data arrived.
+    Data,
+    /// The reader wakes writers: space was freed.
+    Space,
+}
+
+impl Direction {
+    pub(crate) fn waiters(self) -> usize {
+        match self {
+            Direction::Data => DATA_WAITERS,
+            Direction::Space => SPACE_WAITERS,
+        }
+    }
+
+    /// A short name for paths and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Data => "data",
+            Direction::Space => "space",
+        }
+    }
+}
+
+const _: () = assert!(WRITERS_EVER < 2048 / 4 && WRITER_SLOTS * SLOT_WORDS <= 2 * LINE);

@@ -1,0 +1,95 @@
+//! What both ends share: the segment, the two notifiers and the liveness rules.
+
+use crate::layout::Direction;
+use shm_idle::Action;
+use shm_ring::sync::AtomicU32;
+use shm_ring::Segment;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counters of one channel end, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages sent by this end.
+    pub sent: u64,
+    /// Messages received by this end.
+    pub received: u64,
+    /// Notify system calls this end made to wake its peer.
+    pub notifies: u64,
+    /// Times this end went to sleep on its notifier.
+    pub parks: u64,
+    /// Wake-ups after which there was still nothing to do.
+    pub spurious_wakes: u64,
+}
+
+/// The segment and the notifiers of both directions.
+#[derive(Debug)]
+pub(crate) struct Link<N> {
+    pub(crate) segment: Segment,
+    pub(crate) data: Arc<N>,
+    pub(crate) space: Arc<N>,
+    /// How often a waiting end checks that its peer still lives.
+    pub(crate) detect: Duration,
+}
+
+impl<N> Link<N> {
+    pub(crate) fn word(&self, dir: Direction) -> &AtomicU32 {
+        self.segment.extension().u32(dir.waiters())
+    }
+}
+
+/// Carries out the actions that need no channel (spin, yield, sleep).
+pub(crate) fn simple_action(action: Action, deadline: Option<Instant>) {
+    match action {
+        Action::Continue | Action::Park(_) => {}
+        #[cfg(shm_loom)]
+        Action::Spin | Action::Yield | Action::Sleep(_) => loom::thread::yield_now(),
+        #[cfg(not(shm_loom))]
+        Action::Spin => std::hint::spin_loop(),
+        #[cfg(not(shm_loom))]
+        Action::Yield => std::thread::yield_now(),
+        #[cfg(not(shm_loom))]
+        Action::Sleep(d) => std::thread::sleep(cap(Some(d), deadline, d).unwrap_or(d)),
+    }
+}
+
+/// The shortest of a park timeout, the time left to a deadline, and the liveness interval.
+pub(crate) fn cap(
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    detect: Duration,
+) -> Option<Duration> {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    [timeout, left, Some(detect)].into_iter().flatten().min()
+}
+
+/// Paces liveness checks while an end waits: four per detection interval, the clock
+/// read after every park or sleep and every 256 spins or yields.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    idles: u32,
+    last: Instant,
+}
+
+impl Pacer {
+    pub(crate) fn new() -> Self {
+        Pacer {
+            idles: 0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether to run the (system-call-making) liveness check now.
+    pub(crate) fn due(&mut self, action: Action, detect: Duration) -> bool {
+        self.idles = self.idles.wrapping_add(1);
+        let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
+        if blocking || self.idles % 256 == 0 {
+            let now = Instant::now();
+            if now.duration_since(self.last) >= detect / 4 {
+                self.last = now;
+                return true;
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,166 @@
+//! Who is attached, and whether they are still alive.
+//!
+//! Each end owns a slot in the extension area: `[pid, start-time low, start-time high,
+//! state]`. `Drop` marks the slot closed, so the peer learns at once; a process killed
+//! with SIGKILL cannot, so peers also compare the pid's current start time with the one
+//! recorded (a reused pid has another), which detects death within one check interval.
+
+use crate::layout::{READER_SLOT, SLOT_WORDS, WRITERS_EVER, WRITER_SLOTS, WRITER_SLOTS_AT};
+use crate::ChannelError;
+use shm_ring::sync::Ordering;
+use shm_ring::Segment;
+
+const FREE: u32 = 0;
+const OPEN: u32 = 1;
+const CLOSED: u32 = 2;
+const CLAIMING: u32 = 3;
+
+const PID: usize = 0;
+const START_LO: usize = 1;
+const START_HI: usize = 2;
+const STATE: usize = 3;
+
+/// This process's claim on a slot; closed on drop.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    segment: Segment,
+    at: usize,
+}
+
+#[cfg(not(shm_loom))]
+fn me() -> (u32, u64) {
+    let pid = std::process::id();
+    (pid, shm_ring::process::start_time(pid).unwrap_or(0))
+}
+
+#[cfg(shm_loom)]
+fn me() -> (u32, u64) {
+    (0, 0)
+}
+
+fn word(seg: &Segment, at: usize, field: usize) -> &shm_ring::sync::AtomicU32 {
+    seg.extension().u32(at + field)
+}
+
+fn fill(seg: &Segment, at: usize) {
+    let (pid, start) = me();
+    word(seg, at, PID).store(pid, Ordering::Relaxed);
+    word(seg, at, START_LO).store(start as u32, Ordering::Relaxed);
+    word(seg, at, START_HI).store((start >> 32) as u32, Ordering::Relaxed);
+    word(seg, at, STATE).store(OPEN, Ordering::Release);
+}
+
+/// Whether the process recorded in an OPEN slot still runs.
+fn recorded_alive(seg: &Segment, at: usize) -> bool {
+    #[cfg(not(shm_loom))]
+    {
+        let pid = word(seg, at, PID).load(Ordering::Relaxed);
+        let start = word(seg, at, START_LO).load(Ordering::Relaxed) as u64
+            | (word(seg, at, START_HI).load(Ordering::Relaxed) as u64) << 32;
+        pid == 0 || shm_ring::process::is_alive(pid, start)
+    }
+    #[cfg(shm_loom)]
+    {
+        let _ = (seg, at);
+        true
+    }
+}
+
+/// Whether a slot belongs to a live end (claiming counts as live).
+fn alive(seg: &Segment, at: usize) -> bool {
+    match word(seg, at, STATE).load(Ordering::Acquire) {
+        CLAIMING => true,
+        OPEN => recorded_alive(seg, at),
+        _ => false,
+    }
+}
+
+impl Slot {
+    /// Claims a writer slot (a free or closed one).
+    pub(crate) fn writer(seg: &Segment) -> Result<Slot, ChannelError> {
+        for i in 0..WRITER_SLOTS {
+            let at = WRITER_SLOTS_AT + i * SLOT_WORDS;
+            let state = word(seg, at, STATE);
+            for from in [FREE, CLOSED] {
+                if state
+                    .compare_exchange(from, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    fill(seg, at);
+                    seg.extension()
+                        .u32(WRITERS_EVER)
+                        .store(1, Ordering::Release);
+                    return Ok(Slot {
+                        segment: seg.clone(),
+                        at,
+                    });
+                }
+            }
+        }
+        Err(ChannelError::TooManyWriters(WRITER_SLOTS))
+    }
+
+    /// Claims the reader slot, unless a live reader holds it.
+    pub(crate) fn reader(seg: &Segment) -> Result<Slot, ChannelError> {
+        let at = READER_SLOT;
+        let state = word(seg, at, STATE);
+        let cur = state.load(Ordering::Acquire);
+        if cur == CLAIMING || (cur == OPEN && recorded_alive(seg, at)) {
+            return Err(ChannelError::ReaderAttached);
+        }
+        state
+            .compare_exchange(cur, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+            .map_err(|_| ChannelError::ReaderAttached)?;
+        fill(seg, at);
+        Ok(Slot {
+            segment: seg.clone(),
+            at,
+        })
+    }
+}
+
+impl Slot {
+    /// Marks the slot closed (idempotent).
+    pub(crate) fn close(&self) {
+        word(&self.segment, self.at, STATE).store(CLOSED, Ordering::Release);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !crate::unwinding_model() {
+            self.close();
+        }
+    }
+}
+
+/// The reader closed its end (cheap: one load; death is [`reader_gone`]'s job).
+pub(crate) fn reader_closed(seg: &Segment) -> bool {
+    word(seg, READER_SLOT, STATE).load(Ordering::Acquire) == CLOSED
+}
+
+/// Every writer that attached has closed its end (cheap: no liveness check).
+pub(crate) fn writers_closed(seg: &Segment) -> bool {
+    seg.extension().u32(WRITERS_EVER).load(Ordering::Acquire) != 0
+        && (0..WRITER_SLOTS).all(|i| {
+            matches!(
+                word(seg, WRITER_SLOTS_AT + i * SLOT_WORDS, STATE).load(Ordering::Acquire),
+                FREE | CLOSED
+            )
+        })
+}
+
+/// The reader attached once and is now gone (closed or dead). `false` before any reader
+/// attached: messages wait for it.
+pub(crate) fn reader_gone(seg: &Segment) -> bool {
+    let state = word(seg, READER_SLOT, STATE).load(Ordering::Acquire);
+    state == CLOSED || (state == OPEN && !recorded_alive(seg, READER_SLOT))
+}
+
+/// Some writer attached once and none is alive now.
+pub(crate) fn writers_gone(seg: &Segment) -> bool {
+    if seg.extension().u32(WRITERS_EVER).load(Ordering::Acquire) == 0 {
+        return false;
+    }
+    !(0..WRITER_SLOTS).any(|i| alive(seg, WRITER_SLOTS_AT + i * SLOT_WORDS))
+}

@@ -1,0 +1,239 @@
+//! How each notifier kind is created for a new channel and found by the other side:
+//! futex words and semaphores live in the segment's extension area, FIFOs beside the
+//! segment's name, eventfds travel as fds with the segment's.
+
+use crate::layout::Direction;
+use crate::ChannelError;
+use shm_notify::Notifier;
+#[cfg(not(shm_loom))]
+use shm_notify::{AnyNotifier, EventFd, Fifo, Futex, NotifierKind, Semaphore};
+use shm_ring::Segment;
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
+
+/// Where a channel end finds what it needs: the segment, its name (named mode) and the
+/// fds that came with it (fd mode).
+#[derive(Debug)]
+pub struct Attach<'a> {
+    pub(crate) segment: &'a Segment,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) fds: VecDeque<OwnedFd>,
+    /// Fds to hand to the peer (fd-based notifiers the creator made).
+    pub(crate) out: Vec<OwnedFd>,
+}
+
+/// A notifier a channel can create and attach across processes.
+pub trait ChannelNotifier: Notifier + Sized + 'static {
+    /// The kind recorded in the header (`None` for [`shm_notify::AnyNotifier`]: whatever
+    /// the header says).
+    #[cfg(not(shm_loom))]
+    fn kind() -> Option<NotifierKind>;
+
+    /// Makes the notifier of `dir` for a new channel of notifier kind `kind`.
+    #[cfg(not(shm_loom))]
+    fn create(
+        at: &mut Attach<'_>,
+        dir: Direction,
+        kind: NotifierKind,
+    ) -> Result<Self, ChannelError>;
+
+    /// Finds the notifier of `dir` of an existing channel of notifier kind `kind`.
+    #[cfg(not(shm_loom))]
+    fn attach(
+        at: &mut Attach<'_>,
+        dir: Direction,
+        kind: NotifierKind,
+    ) -> Result<Self, ChannelError>;
+}
+
+#[cfg(not(shm_loom))]
+mod imp {
+    use super::*;
+    use crate::layout::{DATA_FUTEX, DATA_SEM_BYTES, SPACE_FUTEX, SPACE_SEM_BYTES};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ChannelError {
+        move |source| ChannelError::Io { what, source }
+    }
+
+    fn futex(at: &Attach<'_>, dir: Direction) -> Futex {
+        let word = match dir {
+            Direction::Data => DATA_FUTEX,
+            Direction::Space => SPACE_FUTEX,
+        };
+        let ptr =
+            std::ptr::NonNull::new(at.segment.extension().u32(word).as_ptr()).expect("mapped");
+        // SAFETY: a 4-aligned word of the extension area reserved for this futex, kept
+        // mapped by the segment handed over as owner, accessed only atomically.
+        unsafe { Futex::from_raw(ptr, Arc::new(at.segment.clone())) }
+    }
+
+    fn sem_at(at: &Attach<'_>, dir: Direction) -> std::ptr::NonNull<u8> {
+        let off = match dir {
+            Direction::Data => DATA_SEM_BYTES,
+            Direction::Space => SPACE_SEM_BYTES,
+        };
+        // SAFETY: the offset lies inside the 2 KiB extension area (layout.rs).
+        unsafe { at.segment.extension().as_ptr().add(off) }
+    }
+
+    fn fifo_path(at: &Attach<'_>, dir: Direction) -> Result<PathBuf, ChannelError> {
+        let name = at.name.ok_or(ChannelError::NeedsName("fifo"))?;
+        Ok(PathBuf::from(format!(
+            "/dev/shm/{name}.{}.fifo",
+            dir.name()
+        )))
+    }
+
+    fn check(kind: NotifierKind, want: NotifierKind) -> Result<(), ChannelError> {
+        if kind != want {
+            return Err(ChannelError::NotifierMismatch {
+                expected: want.to_string(),
+                found: kind.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    impl ChannelNotifier for Futex {
+        fn kind() -> Option<NotifierKind> {
+            Some(NotifierKind::Futex)
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::Futex)?;
+            Ok(futex(at, dir))
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            <Self as ChannelNotifier>::create(at, dir, kind)
+        }
+    }
+
+    impl ChannelNotifier for Semaphore {
+        fn kind() -> Option<NotifierKind> {
+            Some(NotifierKind::Semaphore)
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::Semaphore)?;
+            // SAFETY: an 8-aligned, 128-byte slot of the extension area reserved for this
+            // semaphore, in a segment nobody else has attached to yet; the owner keeps it.
+            unsafe { Semaphore::init(sem_at(at, dir), Arc::new(at.segment.clone())) }
+                .map_err(io("sem_init"))
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::Semaphore)?;
+            // SAFETY: the creator initialised a semaphore there (same layout version).
+            Ok(unsafe { Semaphore::attach(sem_at(at, dir), Arc::new(at.segment.clone())) })
+        }
+    }
+
+    impl ChannelNotifier for Fifo {
+        fn kind() -> Option<NotifierKind> {
+            Some(NotifierKind::Fifo)
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::Fifo)?;
+            Fifo::create(&fifo_path(at, dir)?, 0o600).map_err(io("mkfifo"))
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::Fifo)?;
+            Fifo::open(&fifo_path(at, dir)?).map_err(io("open fifo"))
+        }
+    }
+
+    impl ChannelNotifier for EventFd {
+        fn kind() -> Option<NotifierKind> {
+            Some(NotifierKind::EventFd)
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            _dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::EventFd)?;
+            if at.name.is_some() {
+                return Err(ChannelError::NeedsFds("eventfd"));
+            }
+            let efd = EventFd::new().map_err(io("eventfd"))?;
+            let fd = std::os::fd::AsFd::as_fd(&efd)
+                .try_clone_to_owned()
+                .map_err(io("dup"))?;
+            at.out.push(fd);
+            Ok(efd)
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            _dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            check(kind, NotifierKind::EventFd)?;
+            let fd = at
+                .fds
+                .pop_front()
+                .ok_or(ChannelError::NeedsFds("eventfd"))?;
+            EventFd::from_fd(fd).map_err(io("eventfd"))
+        }
+    }
+
+    impl ChannelNotifier for AnyNotifier {
+        fn kind() -> Option<NotifierKind> {
+            None
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            Ok(match kind {
+                NotifierKind::Futex => <Futex as ChannelNotifier>::create(at, dir, kind)?.into(),
+                NotifierKind::Semaphore => {
+                    <Semaphore as ChannelNotifier>::create(at, dir, kind)?.into()
+                }
+                NotifierKind::Fifo => <Fifo as ChannelNotifier>::create(at, dir, kind)?.into(),
+                NotifierKind::EventFd => {
+                    <EventFd as ChannelNotifier>::create(at, dir, kind)?.into()
+                }
+            })
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            Ok(match kind {
+                NotifierKind::Futex => <Futex as ChannelNotifier>::attach(at, dir, kind)?.into(),
+                NotifierKind::Semaphore => {
+                    <Semaphore as ChannelNotifier>::attach(at, dir, kind)?.into()
+                }
+                NotifierKind::Fifo => <Fifo as ChannelNotifier>::attach(at, dir, kind)?.into(),
+                NotifierKind::EventFd => {
+                    <EventFd as ChannelNotifier>::attach(at, dir, kind)?.into()
+                }
+            })
+        }
+    }
+}

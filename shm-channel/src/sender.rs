@@ -1,0 +1,214 @@
+//! The sending end.
+
+use crate::layout::Direction;
+use crate::link::{cap, simple_action, Link, Pacer, Stats};
+use crate::liveness::{self, Slot};
+use crate::waiter::{self, Parked};
+use crate::SendError;
+use shm_idle::{Action, ParksOn};
+use shm_notify::{Notifier, Wait};
+use shm_ring::{Claim, Mpsc, Producer, RingKind, WriteError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Record type of channel messages.
+pub(crate) const MSG: i32 = 1;
+
+/// The sending end of a channel: ring kind `K`, notifier `N`, idle strategy `I` (used
+/// while the channel is full). `Sender<Mpsc, ..>` is `Clone` when `I` is.
+#[derive(Debug)]
+pub struct Sender<K: RingKind, N: Notifier, I> {
+    pub(crate) producer: Producer<K>,
+    pub(crate) link: Arc<Link<N>>,
+    pub(crate) idle: I,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) stats: Stats,
+}
+
+impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
+    /// Sends `msg` if there is space now; never blocks. On `Err` the caller still has the
+    /// message.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        if liveness::reader_closed(&self.link.segment) {
+            return Err(SendError::Disconnected);
+        }
+        match self.write(msg)? {
+            true => self.sent(),
+            false => Err(SendError::Full),
+        }
+    }
+
+    /// Sends `msg`, waiting for space through the idle strategy as long as needed.
+    /// Fails with `Disconnected` once the reader is gone (closed, or dead within the
+    /// detection interval).
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_until(msg, None)
+    }
+
+    /// Like [`Sender::send`], giving up with `Timeout` after `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_until(msg, Some(Instant::now() + timeout))
+    }
+
+    /// Reserves `len` bytes to write in place; [`SendClaim::commit`] sends them. Never
+    /// blocks: `Full` when there is no space now.
+    pub fn try_claim(&mut self, len: usize) -> Result<SendClaim<'_, K, N>, SendError> {
+        let claim = match self.producer.try_claim(MSG, len) {
+            Ok(c) => c,
+            Err(WriteError::Full) => return Err(SendError::Full),
+            Err(e) => return Err(write_error(e)),
+        };
+        Ok(SendClaim {
+            claim,
+            link: &self.link,
+            stats: &mut self.stats,
+        })
+    }
+
+    /// Counters of this end.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Largest message this channel carries.
+    pub fn max_message_len(&self) -> usize {
+        self.producer.max_message_len()
+    }
+
+    /// The idle strategy (to inspect or adjust it).
+    pub fn idle_mut(&mut self) -> &mut I {
+        &mut self.idle
+    }
+
+    /// Tries the ring once: Ok(true) sent, Ok(false) full.
+    fn write(&mut self, msg: &[u8]) -> Result<bool, SendError> {
+        match self.producer.try_write(MSG, msg) {
+            Ok(()) => Ok(true),
+            Err(WriteError::Full) => Ok(false),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
+    fn sent(&mut self) -> Result<(), SendError> {
+        self.stats.sent += 1;
+        if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
+            self.stats.notifies += 1;
+        }
+        Ok(())
+    }
+
+    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        if msg.len() > self.producer.max_message_len() {
+            return Err(SendError::TooLong {
+                len: msg.len(),
+                max: self.producer.max_message_len(),
+            });
+        }
+        self.idle.reset();
+        let mut pacer = Pacer::new();
+        let mut woken = false;
+        loop {
+            if liveness::reader_closed(&self.link.segment) {
+                return Err(SendError::Disconnected);
+            }
+            if self.write(msg)? {
+                return self.sent();
+            }
+            if std::mem::take(&mut woken) {
+                self.stats.spurious_wakes += 1;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendError::Timeout);
+            }
+            let action = self.idle.idle(0);
+            if pacer.due(action, self.link.detect) && liveness::reader_gone(&self.link.segment) {
+                return Err(SendError::Disconnected);
+            }
+            let Action::Park(timeout) = action else {
+                simple_action(action, deadline);
+                continue;
+            };
+            let timeout = cap(timeout, deadline, self.link.detect);
+            self.stats.parks += 1;
+            let link = &*self.link;
+            let (producer, idle) = (&mut self.producer, &mut self.idle);
+            let mut written = Ok(false);
+            let parked = waiter::park(
+                link.word(Direction::Space),
+                &*link.space,
+                || {
+                    written = match producer.try_write(MSG, msg) {
+                        Ok(()) => Ok(true),
+                        Err(WriteError::Full) => Ok(false),
+                        Err(e) => Err(write_error(e)),
+                    };
+                    !matches!(written, Ok(false)) || liveness::reader_closed(&link.segment)
+                },
+                || idle.block(&*link.space, timeout),
+            )?;
+            if written? {
+                return self.sent();
+            }
+            // Woken: the next turn finds out whether there was space (else: spurious).
+            woken = parked == Parked::Slept(Wait::Notified);
+        }
+    }
+}
+
+impl<N: Notifier, I: Clone> Clone for Sender<Mpsc, N, I> {
+    fn clone(&self) -> Self {
+        Sender {
+            producer: self.producer.clone(),
+            link: self.link.clone(),
+            idle: self.idle.clone(),
+            slot: self.slot.clone(),
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl<K: RingKind, N: Notifier, I> Drop for Sender<K, N, I> {
+    /// Closes this writer's slot (when the last clone in this process goes) and wakes
+    /// the reader, so it learns at once.
+    fn drop(&mut self) {
+        if crate::unwinding_model() || Arc::strong_count(&self.slot) > 1 {
+            return;
+        }
+        self.slot.close();
+        tracing::debug!("sender closed");
+        let _ = waiter::wake(self.link.word(Direction::Data), &*self.link.data);
+    }
+}
+
+/// A message being written in place; dropping it without `commit` abandons it.
+#[derive(Debug)]
+pub struct SendClaim<'a, K: RingKind, N> {
+    claim: Claim<'a, K>,
+    link: &'a Link<N>,
+    stats: &'a mut Stats,
+}
+
+impl<K: RingKind, N: Notifier> SendClaim<'_, K, N> {
+    /// The claimed bytes (zeroed).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.claim.as_mut_slice()
+    }
+
+    /// Publishes the message and wakes the reader if it sleeps.
+    pub fn commit(self) -> Result<(), SendError> {
+        self.claim.commit().map_err(write_error)?;
+        self.stats.sent += 1;
+        if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
+            self.stats.notifies += 1;
+        }
+        Ok(())
+    }
+}
+
+fn write_error(e: WriteError) -> SendError {
+    match e {
+        WriteError::TooLong { len, max } => SendError::TooLong { len, max },
+        WriteError::Full => SendError::Full,
+        other => SendError::Corrupt(other.to_string()),
+    }
+}

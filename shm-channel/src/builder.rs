@@ -3,6 +3,7 @@
 
 use crate::link::{Link, Stats};
 use crate::liveness::Slot;
+use crate::sender::WriterEnd;
 use crate::{ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
 use shm_notify::Notifier;
@@ -91,12 +92,16 @@ pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
     idle: I,
 ) -> Result<Sender<K, N, I>, ChannelError> {
     let producer = link.segment.producer::<K>()?;
-    let slot = Arc::new(Slot::writer(&link.segment)?);
+    let end = WriterEnd {
+        slot: Slot::writer(&link.segment)?,
+        link: link.clone(),
+    };
+    let end = shm_ring::sync::Arc::new(end);
     Ok(Sender {
         producer,
         link: link.clone(),
         idle,
-        slot,
+        end,
         stats: Stats::default(),
     })
 }

@@ -21,8 +21,29 @@ pub struct Sender<K: RingKind, N: Notifier, I> {
     pub(crate) producer: Producer<K>,
     pub(crate) link: Arc<Link<N>>,
     pub(crate) idle: I,
-    pub(crate) slot: Arc<Slot>,
+    /// Shared by the clones in this process; its drop (the last clone's) closes the slot.
+    pub(crate) end: shm_ring::sync::Arc<WriterEnd<N>>,
     pub(crate) stats: Stats,
+}
+
+/// This process's writer slot. Dropped with the last clone: marks the slot closed and
+/// wakes the reader. The reference count is the facade's `Arc`, so the last drop
+/// happens after every clone's sends (loom checks that edge too).
+#[derive(Debug)]
+pub(crate) struct WriterEnd<N: Notifier> {
+    pub(crate) slot: Slot,
+    pub(crate) link: Arc<Link<N>>,
+}
+
+impl<N: Notifier> Drop for WriterEnd<N> {
+    fn drop(&mut self) {
+        if crate::unwinding_model() {
+            return;
+        }
+        self.slot.close();
+        tracing::debug!("sender closed");
+        let _ = waiter::wake(self.link.word(Direction::Data), &*self.link.data);
+    }
 }
 
 impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
@@ -161,22 +182,9 @@ impl<N: Notifier, I: Clone> Clone for Sender<Mpsc, N, I> {
             producer: self.producer.clone(),
             link: self.link.clone(),
             idle: self.idle.clone(),
-            slot: self.slot.clone(),
+            end: self.end.clone(),
             stats: Stats::default(),
         }
-    }
-}
-
-impl<K: RingKind, N: Notifier, I> Drop for Sender<K, N, I> {
-    /// Closes this writer's slot (when the last clone in this process goes) and wakes
-    /// the reader, so it learns at once.
-    fn drop(&mut self) {
-        if crate::unwinding_model() || Arc::strong_count(&self.slot) > 1 {
-            return;
-        }
-        self.slot.close();
-        tracing::debug!("sender closed");
-        let _ = waiter::wake(self.link.word(Direction::Data), &*self.link.data);
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// Crates with loom models (tests named `loom_*`).
-const LOOM_PACKAGES: &[&str] = &["shm-ring"];
+const LOOM_PACKAGES: &[&str] = &["shm-ring", "shm-channel"];
 /// Criterion benchmarks: (package, bench target).
 const MICRO_BENCHES: &[(&str, &str)] = &[
     ("shm-ring", "ring"),

@@ -18,8 +18,13 @@ pub(crate) use model::{BodyMut, RingMemory};
 
 #[cfg(shm_loom)]
 pub use loom::sync::atomic::{fence, Ordering};
+#[cfg(shm_loom)]
+pub use loom::sync::Arc;
 #[cfg(not(shm_loom))]
 pub use std::sync::atomic::{fence, Ordering};
+/// Reference counting whose drop ordering the model checker sees (loom's under loom).
+#[cfg(not(shm_loom))]
+pub use std::sync::Arc;
 
 #[cfg(shm_loom)]
 use loom::sync::atomic as imp;

@@ -140,7 +140,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 continue;
             };
             let timeout = cap(timeout, deadline, self.link.detect);
-            self.stats.parks += 1;
             let link = &*self.link;
             let (consumer, idle) = (&mut self.consumer, &mut self.idle);
             let mut got = Ok(0);
@@ -155,6 +154,9 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 },
                 || idle.block(&*link.data, timeout),
             )?;
+            if let Parked::Slept(_) = parked {
+                self.stats.parks += 1;
+            }
             if got? > 0 {
                 self.consumed(1)?;
                 return Ok(out.expect("handler ran"));

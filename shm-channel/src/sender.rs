@@ -150,7 +150,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 continue;
             };
             let timeout = cap(timeout, deadline, self.link.detect);
-            self.stats.parks += 1;
             let link = &*self.link;
             let (producer, idle) = (&mut self.producer, &mut self.idle);
             let mut written = Ok(false);
@@ -169,6 +168,9 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             )?;
             if written? {
                 return self.sent();
+            }
+            if let Parked::Slept(_) = parked {
+                self.stats.parks += 1;
             }
             // Woken: the next turn finds out whether there was space (else: spurious).
             woken = parked == Parked::Slept(Wait::Notified);

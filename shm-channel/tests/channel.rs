@@ -1,0 +1,207 @@
+//! Channel behaviour in one process (threads) with real notifiers: the hot path makes no
+//! notify call while both sides are awake, a parked reader costs exactly one notify per
+//! park, kinds are checked at attach, and a dropped end is noticed at once.
+#![cfg(not(shm_loom))]
+
+use shm_channel::{
+    ChannelBuilder, ChannelError, Mpsc, Receiver, RecvError, SendError, Sender, Spsc,
+};
+use shm_idle::{Blocking, BusySpin};
+use shm_notify::{EventFd, Futex};
+use std::time::{Duration, Instant};
+
+fn name(tag: &str) -> String {
+    static N: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+    let mut n = N.lock().unwrap();
+    *n += 1;
+    format!("shmring-test-{}-{tag}-{n}", std::process::id())
+}
+
+#[test]
+fn spinning_peers_make_no_notify_calls() {
+    let name = name("hot");
+    let mut rx: Receiver<Spsc, Futex, BusySpin> = ChannelBuilder::new()
+        .capacity(1 << 16)
+        .create_receiver(&name, BusySpin)
+        .unwrap();
+    let mut tx: Sender<Spsc, Futex, BusySpin> = Sender::open(&name, BusySpin).unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..100_000u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+        tx.stats()
+    });
+    for i in 0..100_000u32 {
+        rx.recv(|m| assert_eq!(m, i.to_le_bytes())).unwrap();
+    }
+    let tx_stats = writer.join().unwrap();
+    assert_eq!(tx_stats.sent, 100_000);
+    assert_eq!(
+        tx_stats.notifies, 0,
+        "writer notified a reader that never slept"
+    );
+    assert_eq!(
+        rx.stats().notifies,
+        0,
+        "reader notified a writer that never slept"
+    );
+    assert_eq!((rx.stats().parks, tx_stats.parks), (0, 0));
+}
+
+#[test]
+fn a_parked_reader_costs_one_notify_per_park() {
+    let name = name("park");
+    let b = ChannelBuilder::new().detect_interval(Duration::from_secs(30));
+    let mut rx: Receiver<Spsc, Futex, Blocking> = b.create_receiver(&name, Blocking).unwrap();
+    let mut tx: Sender<Spsc, Futex, BusySpin> = Sender::open(&name, BusySpin).unwrap();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+    const BURSTS: u32 = 50;
+    const PER: u32 = 200;
+    let reader = std::thread::spawn(move || {
+        for burst in 0..BURSTS {
+            for i in 0..PER {
+                rx.recv(|m| assert_eq!(m, (burst * PER + i).to_le_bytes()))
+                    .unwrap();
+            }
+            ack_tx.send(()).unwrap();
+        }
+        rx.stats()
+    });
+    for burst in 0..BURSTS {
+        std::thread::sleep(Duration::from_millis(2)); // the reader parks meanwhile
+        for i in 0..PER {
+            tx.send(&(burst * PER + i).to_le_bytes()).unwrap();
+        }
+        ack_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reader stalled");
+    }
+    let rx_stats = reader.join().unwrap();
+    let notifies = tx.stats().notifies;
+    assert!(
+        rx_stats.parks >= BURSTS as u64,
+        "reader parked {} times",
+        rx_stats.parks
+    );
+    // Every park ends by exactly one notify; at most one more may be left pending.
+    assert!(
+        (rx_stats.parks..=rx_stats.parks + 1).contains(&notifies),
+        "{notifies} notifies for {} parks",
+        rx_stats.parks
+    );
+}
+
+#[test]
+fn attach_checks_ring_and_notifier_kinds() {
+    let name = name("kinds");
+    let _rx: Receiver<Spsc, Futex, Blocking> = ChannelBuilder::new()
+        .create_receiver(&name, Blocking)
+        .unwrap();
+    let e = Sender::<Mpsc, Futex, Blocking>::open(&name, Blocking).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ring kind mismatch: caller expects mpsc, segment is spsc"
+    );
+    let e = Sender::<Spsc, EventFd, Blocking>::open(&name, Blocking).unwrap_err();
+    assert!(matches!(e, ChannelError::NotifierMismatch { .. }));
+    assert_eq!(
+        e.to_string(),
+        "notifier kind mismatch: caller expects eventfd, channel uses futex"
+    );
+    let e = ChannelBuilder::new()
+        .create_receiver::<Spsc, EventFd, Blocking>(&name, Blocking)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ChannelError::NeedsFds("eventfd") | ChannelError::Segment(_)
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        Receiver::<Spsc, Futex, Blocking>::open(&name, Blocking),
+        Err(ChannelError::Segment(_)) | Err(ChannelError::ReaderAttached)
+    ));
+}
+
+#[test]
+fn dropping_the_receiver_ends_a_blocked_send_at_once() {
+    let name = name("droprx");
+    let rx: Receiver<Spsc, Futex, Blocking> = ChannelBuilder::new()
+        .capacity(64)
+        .detect_interval(Duration::from_secs(30))
+        .create_receiver(&name, Blocking)
+        .unwrap();
+    let mut tx: Sender<Spsc, Futex, Blocking> = Sender::open(&name, Blocking).unwrap();
+    for _ in 0..4 {
+        tx.try_send(&[7; 8]).unwrap();
+    }
+    assert!(matches!(tx.try_send(&[7; 8]), Err(SendError::Full)));
+    let dropper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rx);
+    });
+    let t = Instant::now();
+    assert!(matches!(tx.send(&[7; 8]), Err(SendError::Disconnected)));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "noticed by wake-up, not by the 30 s detection"
+    );
+    dropper.join().unwrap();
+}
+
+#[test]
+fn dropping_all_senders_lets_the_reader_drain_then_disconnect() {
+    let (tx, handoff) = ChannelBuilder::new()
+        .anonymous_sender::<Mpsc, EventFd, Blocking>(Blocking)
+        .unwrap();
+    let mut rx =
+        Receiver::<Mpsc, EventFd, Blocking>::from_fds(handoff.into_fds(), Blocking).unwrap();
+    let mut a = tx.clone();
+    let mut b = tx;
+    a.send(b"a").unwrap();
+    b.send(b"b").unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        drop((a, b));
+    });
+    assert_eq!(rx.recv_vec().unwrap(), b"a");
+    assert_eq!(rx.recv_vec().unwrap(), b"b");
+    assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
+    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Disconnected)));
+    t.join().unwrap();
+}
+
+#[test]
+fn timeouts_and_try_forms() {
+    let (mut tx, handoff) = ChannelBuilder::new()
+        .capacity(64)
+        .anonymous_sender::<Spsc, EventFd, Blocking>(Blocking)
+        .unwrap();
+    let mut rx =
+        Receiver::<Spsc, EventFd, Blocking>::from_fds(handoff.into_fds(), Blocking).unwrap();
+    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
+    let t = Instant::now();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(20), |_| ()),
+        Err(RecvError::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(20));
+    assert!(matches!(
+        tx.try_send(&[0; 9]),
+        Err(SendError::TooLong { len: 9, max: 8 })
+    ));
+    for _ in 0..4 {
+        tx.try_send(&[1; 8]).unwrap();
+    }
+    assert!(matches!(
+        tx.send_timeout(&[1; 8], Duration::from_millis(20)),
+        Err(SendError::Timeout)
+    ));
+    assert!(matches!(tx.try_claim(3), Err(SendError::Full)));
+    assert_eq!(rx.poll(10, |m| assert_eq!(m, [1; 8])).unwrap(), 4);
+    let mut c = tx.try_claim(3).unwrap();
+    c.as_mut_slice().copy_from_slice(b"abc");
+    c.commit().unwrap();
+    assert_eq!(rx.recv_vec().unwrap(), b"abc");
+}

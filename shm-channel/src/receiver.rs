@@ -75,6 +75,11 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.recv(<[u8]>::to_vec)
     }
 
+    /// Largest message this channel carries.
+    pub fn max_message_len(&self) -> usize {
+        self.link.segment.max_message_len()
+    }
+
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
         self.stats

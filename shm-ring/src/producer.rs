@@ -235,7 +235,9 @@ impl<K: RingKind> Producer<K> {
                 .memory
                 .counter(Counter::HeadCache)
                 .load(Ordering::Acquire);
-            if head > tail || need > cap - (tail - head) {
+            // The shared cache may be stale by more than a lap (producers refresh it
+            // without ordering among themselves): then it says nothing, re-read head.
+            if head > tail || tail - head > cap || need > cap - (tail - head) {
                 head = self.memory.counter(Counter::Head).load(Ordering::Acquire);
                 if head > tail {
                     // Our tail is stale (others claimed and the consumer caught up), or

@@ -57,6 +57,21 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// The child's piped stdout, if it was piped.
+    pub fn stdout(&mut self) -> Option<&mut std::process::ChildStdout> {
+        self.0.as_mut()?.stdout.as_mut()
+    }
+
+    /// Sends SIGKILL and reaps the child.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
@@ -135,3 +150,56 @@ pub fn verify(
 
 /// Longest body the cross-process tests send (kept small so a million records is quick).
 pub const MAX_BODY: usize = 256;
+
+/// An idle strategy the channel tests can build by type.
+pub trait MakeIdle: Sized {
+    /// The strategy as the tests configure it.
+    fn make() -> Self;
+}
+
+impl MakeIdle for shm_idle::BusySpin {
+    fn make() -> Self {
+        shm_idle::BusySpin
+    }
+}
+
+impl MakeIdle for shm_idle::Backoff {
+    fn make() -> Self {
+        shm_idle::Backoff::default()
+    }
+}
+
+impl MakeIdle for shm_idle::EpollPark {
+    fn make() -> Self {
+        shm_idle::EpollPark::new(100, None)
+    }
+}
+
+/// Calls `$f::<K, N, I>($args)` for the ring kind, notifier and idle strategy named by
+/// the three strings (`spsc|mpsc`, `futex|sem|fifo|eventfd`, `spin|backoff|epoll`);
+/// `epoll` only with the pollable notifiers, as the types demand.
+#[macro_export]
+macro_rules! dispatch {
+    ($kind:expr, $notifier:expr, $idle:expr, $f:ident ( $($args:expr),* )) => {
+        match $kind {
+            "spsc" => $crate::dispatch!(@n shm_ring::Spsc, $notifier, $idle, $f($($args),*)),
+            "mpsc" => $crate::dispatch!(@n shm_ring::Mpsc, $notifier, $idle, $f($($args),*)),
+            k => panic!("unknown kind {k}"),
+        }
+    };
+    (@n $k:ty, $notifier:expr, $idle:expr, $f:ident ( $($args:expr),* )) => {
+        match ($notifier, $idle) {
+            ("futex", "spin") => $f::<$k, shm_notify::Futex, shm_idle::BusySpin>($($args),*),
+            ("futex", "backoff") => $f::<$k, shm_notify::Futex, shm_idle::Backoff>($($args),*),
+            ("sem", "spin") => $f::<$k, shm_notify::Semaphore, shm_idle::BusySpin>($($args),*),
+            ("sem", "backoff") => $f::<$k, shm_notify::Semaphore, shm_idle::Backoff>($($args),*),
+            ("fifo", "spin") => $f::<$k, shm_notify::Fifo, shm_idle::BusySpin>($($args),*),
+            ("fifo", "backoff") => $f::<$k, shm_notify::Fifo, shm_idle::Backoff>($($args),*),
+            ("fifo", "epoll") => $f::<$k, shm_notify::Fifo, shm_idle::EpollPark>($($args),*),
+            ("eventfd", "spin") => $f::<$k, shm_notify::EventFd, shm_idle::BusySpin>($($args),*),
+            ("eventfd", "backoff") => $f::<$k, shm_notify::EventFd, shm_idle::Backoff>($($args),*),
+            ("eventfd", "epoll") => $f::<$k, shm_notify::EventFd, shm_idle::EpollPark>($($args),*),
+            (n, i) => panic!("no channel {n}/{i}"),
+        }
+    };
+}

@@ -1,0 +1,88 @@
+//! A writer or reader process for the cross-process channel tests.
+//!
+//! * `channel_peer send KIND NOTIFIER IDLE TARGET COUNT SEED ID` — attaches a sender
+//!   (TARGET: a segment name, or `-` for inherited fds) and sends COUNT self-checking
+//!   messages (`shm_tests::encode`), pausing 3 ms every 100,000 so the reader parks.
+//! * `channel_peer send-hang KIND NOTIFIER IDLE TARGET COUNT SEED ID` — the same, then
+//!   prints `sent` and sleeps until killed.
+//! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
+//!   `ready`, reads nothing and sleeps until killed.
+//!
+//! Exits 0 on success, 1 with a message on any error.
+
+use shm_channel::{Receiver, Sender};
+use shm_idle::ParksOn;
+use shm_ring::RingKind;
+use shm_tests::{dispatch, MakeIdle, MAX_BODY};
+use std::io::Write;
+use std::time::Duration;
+
+fn send<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let [role, _, _, _, target, count, seed, id] = args else {
+        return Err("send: 7 arguments".into());
+    };
+    let mut tx: Sender<K, N, I> = match target.as_str() {
+        "-" => Sender::inherited(I::make()),
+        name => Sender::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())?;
+    let (count, seed, id): (u64, u64, u32) = (
+        count.parse().map_err(|_| "count")?,
+        seed.parse().map_err(|_| "seed")?,
+        id.parse().map_err(|_| "id")?,
+    );
+    // The body: the producer id, then a self-checking record.
+    let max = MAX_BODY.min(tx.max_message_len()) - 4;
+    let (mut rec, mut body) = (Vec::new(), Vec::new());
+    for seq in 0..count {
+        shm_tests::encode(seed, id, seq, max, &mut rec);
+        body.clear();
+        body.extend_from_slice(&id.to_le_bytes());
+        body.extend_from_slice(&rec);
+        tx.send(&body).map_err(|e| format!("seq {seq}: {e}"))?;
+        if seq % 100_000 == 99_999 {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+    if role == "send-hang" {
+        println!("sent");
+        std::io::stdout().flush().ok();
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+    Ok(())
+}
+
+fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let target = &args[4];
+    let _rx: Receiver<K, N, I> = match target.as_str() {
+        "-" => Receiver::inherited(I::make()),
+        name => Receiver::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().ok();
+    std::thread::sleep(Duration::from_secs(3600));
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 5 {
+        eprintln!("usage: channel_peer ROLE KIND NOTIFIER IDLE TARGET [COUNT SEED ID]");
+        std::process::exit(1);
+    }
+    let (kind, notifier, idle) = (args[1].as_str(), args[2].as_str(), args[3].as_str());
+    let result = match args[0].as_str() {
+        "send" | "send-hang" => dispatch!(kind, notifier, idle, send(&args)),
+        "recv-hang" => dispatch!(kind, notifier, idle, recv_hang(&args)),
+        r => Err(format!("unknown role {r}")),
+    };
+    if let Err(e) = result {
+        eprintln!("channel_peer: {e}");
+        std::process::exit(1);
+    }
+}

@@ -251,3 +251,21 @@ fn random_garbage_never_panics() {
     }
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
+
+/// The producers' shared head cache may lag more than a lap behind (it is refreshed
+/// without ordering among producers, or scribbled on): it must only cost a re-read.
+#[test]
+fn stale_head_cache_more_than_a_lap_behind_is_harmless() {
+    use shm_ring::Mpsc;
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 256)).unwrap();
+    let mut tx = seg.producer::<Mpsc>().unwrap();
+    let mut rx = seg.consumer::<Mpsc>().unwrap();
+    for _ in 0..100 {
+        tx.try_write(1, &[3; 24]).unwrap();
+        assert_eq!(rx.read(1, |_, _| {}).unwrap(), 1);
+    }
+    let head_cache = DATA + 256 + 256;
+    put(&file_of(&seg), head_cache, &0u64.to_ne_bytes());
+    tx.try_write(1, &[4; 24]).unwrap();
+    assert_eq!(rx.read(1, |_, b| assert_eq!(b, [4; 24])).unwrap(), 1);
+}

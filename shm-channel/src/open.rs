@@ -160,6 +160,7 @@ fn attach<N: ChannelNotifier>(
     };
     let data = N::attach(&mut at, Direction::Data, found)?;
     let space = N::attach(&mut at, Direction::Space, found)?;
+    tracing::debug!(?name, notifier = %found, ring = %segment.kind(), "channel attached");
     Ok(Arc::new(Link {
         segment,
         data: Arc::new(data),

@@ -135,6 +135,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
                     return Ok(out.expect("handler ran"));
                 }
+                tracing::debug!("all senders gone: disconnected");
                 return Err(RecvError::Disconnected);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -143,6 +143,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             }
             let action = self.idle.idle(0);
             if pacer.due(action, self.link.detect) && liveness::reader_gone(&self.link.segment) {
+                tracing::debug!("receiver is dead: disconnected");
                 return Err(SendError::Disconnected);
             }
             let Action::Park(timeout) = action else {

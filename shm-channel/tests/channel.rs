@@ -205,3 +205,35 @@ fn timeouts_and_try_forms() {
     c.commit().unwrap();
     assert_eq!(rx.recv_vec().unwrap(), b"abc");
 }
+
+/// Configuration-driven programs pick the notifier and the strategy by name at run time.
+#[test]
+fn runtime_chosen_notifier_and_strategy() {
+    use shm_idle::AnyIdle;
+    use shm_notify::{AnyNotifier, NotifierKind};
+    for kind in ["futex", "sem", "fifo"] {
+        let name = name(kind);
+        let b = ChannelBuilder::new().notifier_kind(kind.parse::<NotifierKind>().unwrap());
+        let idle: AnyIdle = "backoff:spins=10,yields=5,min=1us,max=1ms".parse().unwrap();
+        let mut rx: Receiver<Spsc, AnyNotifier, AnyIdle> =
+            b.create_receiver(&name, idle.clone()).unwrap();
+        let mut tx: Sender<Spsc, AnyNotifier, AnyIdle> = Sender::open(&name, idle).unwrap();
+        let writer = std::thread::spawn(move || {
+            for i in 0..1000u32 {
+                tx.send(&i.to_le_bytes()).unwrap();
+                if i % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(1)); // let the reader park
+                }
+            }
+        });
+        for i in 0..1000u32 {
+            rx.recv(|m| assert_eq!(m, i.to_le_bytes())).unwrap();
+        }
+        writer.join().unwrap();
+        assert!(rx.stats().parks > 0, "{kind}: the reader never parked");
+    }
+    // An AnyNotifier channel without a kind is a configuration error, not a guess.
+    let e = ChannelBuilder::new()
+        .create_receiver::<Spsc, AnyNotifier, AnyIdle>(&name("nokind"), AnyIdle::from(BusySpin));
+    assert!(matches!(e, Err(ChannelError::Config(_))));
+}

@@ -3,7 +3,8 @@
 //! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), the workspace tests,
 //!   the loom suite, and that no test left a segment in /dev/shm.
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir.
-//! * `bench [--micro] [--full]` — benchmarks (see README).
+//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu]` — the cross-process matrix
+//!   (`shm-bench`, built in release mode); `bench --micro` — the criterion benchmarks.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -33,9 +34,12 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci(),
         "loom" => loom(flag("--deep")),
-        "bench" => bench(flag("--full")),
+        "bench" if flag("--micro") => micro(flag("--full")),
+        "bench" => bench(rest),
         _ => {
-            eprintln!("usage: cargo xtask <ci | loom [--deep] | bench [--micro] [--full]>");
+            eprintln!(
+                "usage: cargo xtask <ci | loom [--deep] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
+            );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
             } else {
@@ -108,6 +112,8 @@ fn ci() -> Result {
     test.args(["test", "--workspace"]);
     run("tests", test)?;
     loom(false)?;
+    // The benchmark harness must keep working: one fast row, end to end.
+    bench(&["--filter".into(), "pingpong/kernel/pipe".into()])?;
     let left: Vec<_> = test_segments().difference(&before).cloned().collect();
     if !left.is_empty() {
         return Err(format!("tests left segments in /dev/shm: {left:?}"));
@@ -129,7 +135,27 @@ fn loom(deep: bool) -> Result {
     run(if deep { "loom (deep)" } else { "loom" }, cmd)
 }
 
-fn bench(full: bool) -> Result {
+/// The cross-process matrix: builds `shm-bench` in release mode and runs it.
+fn bench(args: &[String]) -> Result {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "xtask",
+        "--bin",
+        "shm-bench",
+    ]);
+    run("build shm-bench (release)", build)?;
+    let exe = root().join("target/release/shm-bench");
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(root()).args(args);
+    run("shm-bench", cmd)
+}
+
+/// Criterion micro-benchmarks.
+fn micro(full: bool) -> Result {
     for (package, bench) in MICRO_BENCHES {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", package, "--bench", bench, "--"]);

@@ -1,0 +1,276 @@
+//! `shm-bench`: the cross-process benchmark matrix behind `cargo xtask bench`.
+//!
+//! Every row (a channel configuration, a physical floor or a kernel path) runs in two
+//! processes: this binary and a copy of itself started in the child role, each pinned to
+//! its own CPU when there are two. Rows are repeated in alternation (A B A B) and the
+//! median of the repeats is reported, because on a shared VM the floors drift from
+//! minute to minute and only ratios measured side by side mean something.
+
+mod report;
+mod scenario;
+mod sys;
+mod transport;
+
+use scenario::Sample;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// One result row of the report.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub(crate) scenario: &'static str,
+    pub(crate) row: String,
+    pub(crate) payload: usize,
+    pub(crate) rate: Option<u64>,
+    pub(crate) sample: Sample,
+}
+
+struct Opts {
+    full: bool,
+    filter: Option<String>,
+    json: bool,
+    same_cpu: bool,
+}
+
+const NOTIFIERS: [&str; 4] = ["futex", "sem", "fifo", "eventfd"];
+
+fn channel_rows(ring: &str, full: bool) -> Vec<String> {
+    let mut idles = vec!["spin", "backoff", "blocking"];
+    if full {
+        idles.extend(["yield", "sleep"]);
+    }
+    let mut rows = Vec::new();
+    for n in NOTIFIERS {
+        for i in &idles {
+            rows.push(format!("channel/{ring}/{n}/{i}"));
+        }
+        if n == "fifo" || n == "eventfd" {
+            rows.push(format!("channel/{ring}/{n}/epoll"));
+        }
+    }
+    rows
+}
+
+/// One scenario of the plan: its rows, payload sizes and rates.
+type Step = (&'static str, Vec<String>, Vec<usize>, Vec<Option<u64>>);
+/// Repeats of one (scenario, row, payload, rate), before taking the median.
+type Results =
+    std::collections::BTreeMap<(String, String, usize, Option<u64>), (&'static str, Vec<Sample>)>;
+
+fn plan(full: bool) -> Vec<Step> {
+    let kernel = vec!["kernel/uds".to_string(), "kernel/pipe".to_string()];
+    let floors = vec![
+        "floor/spin".to_string(),
+        "floor/futex".to_string(),
+        "floor/eventfd".to_string(),
+    ];
+    let spsc = channel_rows("spsc", full);
+    let mut pingpong = floors;
+    pingpong.extend(kernel.clone());
+    pingpong.extend(spsc.clone());
+    let mut stream = kernel.clone();
+    stream.extend(spsc.clone());
+    stream.extend(NOTIFIERS.iter().map(|n| format!("channel/mpsc/{n}/spin")));
+    let mut latency = kernel;
+    latency.extend(spsc);
+    vec![
+        ("pingpong", pingpong, vec![64], vec![None]),
+        ("stream", stream, vec![8, 64, 512, 4096], vec![None]),
+        (
+            "paced",
+            latency.clone(),
+            vec![64],
+            vec![Some(1_000), Some(10_000), Some(100_000)],
+        ),
+        ("burst", latency.clone(), vec![64], vec![None]),
+        (
+            "idle",
+            latency
+                .into_iter()
+                .filter(|r| !r.ends_with("/spin"))
+                .collect(),
+            vec![64],
+            vec![None],
+        ),
+    ]
+}
+
+fn duration(scenario: &str, full: bool) -> Duration {
+    let ms = match (scenario, full) {
+        ("pingpong", false) => 150,
+        ("stream", false) => 60,
+        ("paced", false) => 200,
+        ("burst", false) => 60,
+        ("idle", false) => 400,
+        ("idle", true) => 3000,
+        (_, true) => 1000,
+        _ => 200,
+    };
+    Duration::from_millis(ms)
+}
+
+fn repeats(scenario: &str, full: bool) -> usize {
+    match (scenario, full) {
+        ("pingpong", false) => 2,
+        (_, false) => 1,
+        (_, true) => 3,
+    }
+}
+
+/// Runs one row once: sets it up, starts the child, measures, merges the child's report.
+fn measure(
+    o: &Opts,
+    scenario: &'static str,
+    row: &str,
+    size: usize,
+    rate: Option<u64>,
+    n: usize,
+) -> Result<Sample, String> {
+    let id = format!("shmbench-{}-{n}", std::process::id());
+    let setup = transport::parent(row, &id, 1 << 16);
+    let mut ep = setup.endpoint;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    let role = if scenario == "pingpong" {
+        "echo"
+    } else {
+        "sink"
+    };
+    let cpu = if o.same_cpu || sys::cpus() < 2 { 0 } else { 1 };
+    cmd.args(["--child", role, row, &size.to_string(), &cpu.to_string()])
+        .args(&setup.args);
+    cmd.stdout(Stdio::piped());
+    let fds: Vec<_> = setup.fds.iter().map(|f| f.as_fd()).collect();
+    shm_notify::handover::inherit(&mut cmd, &fds);
+    let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    drop(setup.fds);
+    let mut s = scenario::parent(scenario, &mut *ep, size, rate, duration(scenario, o.full));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("{scenario} {row}: child failed ({status})"));
+    }
+    drop(ep);
+    let mut r = Sample::default();
+    scenario::parse_report(&line, &mut r)?;
+    s.cpu_reader = r.cpu_reader;
+    if scenario != "pingpong" {
+        let sent = s.samples;
+        (s.p50, s.p90, s.p99, s.p999, s.max, s.samples, s.msgs_per_s) =
+            (r.p50, r.p90, r.p99, r.p999, r.max, r.samples, r.msgs_per_s);
+        if scenario == "stream" {
+            s.samples = sent;
+        }
+    }
+    Ok(s)
+}
+
+fn child_main(args: &[String]) -> Result<(), String> {
+    let [role, row, size, cpu, rest @ ..] = args else {
+        return Err("child: bad arguments".into());
+    };
+    sys::pin(cpu.parse().map_err(|_| "cpu")?);
+    // SAFETY: the parent handed exactly these fds to this process for the row.
+    let fds: Vec<OwnedFd> = unsafe { shm_notify::handover::inherited() }.unwrap_or_default();
+    let mut ep = transport::child(row, rest, fds);
+    let line = scenario::child(role, &mut *ep, size.parse().map_err(|_| "size")?)?;
+    println!("{line}");
+    Ok(())
+}
+
+fn median(mut v: Vec<Sample>) -> Sample {
+    let key = |s: &Sample| {
+        if s.p50 > 0 {
+            s.p50 as f64
+        } else {
+            -s.msgs_per_s
+        }
+    };
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    v.swap_remove(v.len() / 2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        if let Err(e) = child_main(&args[1..]) {
+            eprintln!("shm-bench child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let o = Opts {
+        full: args.iter().any(|a| a == "--full"),
+        filter: value("--filter"),
+        json: args.iter().any(|a| a == "--json"),
+        same_cpu: args.iter().any(|a| a == "--same-cpu"),
+    };
+    let pinned = sys::cpus() >= 2 && sys::pin(0);
+    let mut jobs = Vec::new();
+    for (scenario, rows, sizes, rates) in plan(o.full) {
+        for rep in 0..repeats(scenario, o.full) {
+            for size in &sizes {
+                for rate in &rates {
+                    for row in &rows {
+                        let tag = format!("{scenario}/{row}");
+                        if o.filter.as_ref().is_some_and(|f| !tag.contains(f.as_str())) {
+                            continue;
+                        }
+                        jobs.push((scenario, row.clone(), *size, *rate, rep));
+                    }
+                }
+            }
+        }
+    }
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    if o.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut results: Results = Default::default();
+    let mut failures = Vec::new();
+    for (n, (scenario, row, size, rate, _)) in jobs.into_iter().enumerate() {
+        bar.set_message(format!("{scenario} {row}"));
+        match measure(&o, scenario, &row, size, rate, n) {
+            Ok(s) => results
+                .entry((scenario.to_string(), row.clone(), size, rate))
+                .or_insert((scenario, vec![]))
+                .1
+                .push(s),
+            Err(e) => failures.push(e),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let rows: Vec<Row> = results
+        .into_iter()
+        .map(|((_, row, payload, rate), (scenario, samples))| Row {
+            scenario,
+            row,
+            payload,
+            rate,
+            sample: median(samples),
+        })
+        .collect();
+    let env = report::Environment::probe(pinned, o.same_cpu, o.full);
+    if let Err(e) = report::write_all(&rows, &env, o.json) {
+        eprintln!("shm-bench: writing the report failed: {e}");
+        std::process::exit(1);
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("shm-bench: {f}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,255 @@
+//! The report: a table on the terminal, `target/shm-bench/report.md`, `report.json`, and
+//! an SVG of p99 latency against reader CPU for the paced scenario.
+
+use crate::Row;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Where and how the numbers were taken.
+pub struct Environment {
+    pub date: String,
+    pub nproc: usize,
+    pub kernel: String,
+    pub pinned: bool,
+    pub same_cpu: bool,
+    pub full: bool,
+}
+
+impl Environment {
+    pub fn probe(pinned: bool, same_cpu: bool, full: bool) -> Self {
+        let out = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        Environment {
+            date: out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            nproc: crate::sys::cpus(),
+            kernel: out("uname", &["-r"]),
+            pinned,
+            same_cpu,
+            full,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}, nproc {}, kernel {}, {} mode, {}",
+            self.date,
+            self.nproc,
+            self.kernel,
+            if self.full { "full" } else { "quick" },
+            match (self.pinned, self.same_cpu) {
+                (_, true) => "both processes pinned to CPU 0 (--same-cpu)",
+                (true, false) => "processes pinned to CPUs 0 and 1",
+                (false, false) => "unpinned (fewer than two CPUs)",
+            }
+        )
+    }
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+fn rate(r: Option<u64>) -> String {
+    r.map_or("-".into(), |r| r.to_string())
+}
+
+/// p50 of `row` in the same scenario and payload.
+fn p50_of(rows: &[Row], scenario: &str, row: &str) -> Option<u64> {
+    rows.iter()
+        .find(|r| r.scenario == scenario && r.row == row)
+        .map(|r| r.sample.p50)
+}
+
+/// The floor a pingpong row is compared with: spin for spinning rows, the raw wake of its
+/// notifier for blocking futex and eventfd rows.
+fn floor_for(row: &str) -> Option<&'static str> {
+    let p: Vec<&str> = row.split('/').collect();
+    match p[..] {
+        ["channel", _, _, "spin"] => Some("floor/spin"),
+        ["channel", _, "futex", "blocking"] => Some("floor/futex"),
+        ["channel", _, "eventfd", "blocking"] => Some("floor/eventfd"),
+        _ => None,
+    }
+}
+
+/// Rows of a paced rate that no other row beats on both p99 and reader CPU.
+fn pareto(rows: &[Row], scenario: &str, rate: Option<u64>) -> Vec<String> {
+    let at: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario == scenario && r.rate == rate)
+        .collect();
+    at.iter()
+        .filter(|a| {
+            !at.iter().any(|b| {
+                b.sample.p99 <= a.sample.p99
+                    && b.sample.cpu_reader <= a.sample.cpu_reader
+                    && (b.sample.p99 < a.sample.p99 || b.sample.cpu_reader < a.sample.cpu_reader)
+            })
+        })
+        .map(|r| r.row.clone())
+        .collect()
+}
+
+fn markdown(rows: &[Row], env: &Environment) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# shm-bench report\n\n{}\n", env.describe());
+    let _ = writeln!(
+        md,
+        "Latencies in µs (pingpong: round trip; others: one way). CPU is CPU-seconds per wall second \
+         of each process (1.0 = a whole core). `vs floor` is p50 over the p50 of the floor measured \
+         in the same run (spin rows against floor/spin, blocking futex/eventfd rows against their raw \
+         wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
+         spin = BusySpin; backoff = 10 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
+         blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
+         yield, sleep (50 µs) in --full. The stream scenario's latency columns are one-way latency \
+         under saturation; the paced writer's CPU includes its pacing spin.\n"
+    );
+    let mut scenario = "";
+    for r in rows {
+        if r.scenario != scenario {
+            scenario = r.scenario;
+            let _ = writeln!(
+                md,
+                "\n## {scenario}\n\n| row | payload | rate/s | p50 | p90 | p99 | p99.9 | max | msgs/s | cpu writer | cpu reader | notifies | samples | vs floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            );
+        }
+        let s = &r.sample;
+        let vs = match (r.scenario, floor_for(&r.row)) {
+            ("pingpong", Some(f)) => p50_of(rows, "pingpong", f).map_or("-".into(), |f| {
+                format!("{:.2}x", s.p50 as f64 / f.max(1) as f64)
+            }),
+            _ => "-".into(),
+        };
+        let front = r.scenario == "paced" && pareto(rows, "paced", r.rate).contains(&r.row);
+        let _ = writeln!(
+            md,
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
+            r.row,
+            if front { " *" } else { "" },
+            r.payload,
+            rate(r.rate),
+            us(s.p50),
+            us(s.p90),
+            us(s.p99),
+            us(s.p999),
+            us(s.max),
+            s.msgs_per_s,
+            s.cpu_writer,
+            s.cpu_reader,
+            s.notifies,
+            s.samples,
+            vs
+        );
+    }
+    md
+}
+
+fn json(rows: &[Row]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.sample;
+            format!(
+                "{{\"scenario\":\"{}\",\"row\":\"{}\",\"payload\":{},\"rate\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"msgs_per_s\":{:.1},\"cpu_writer\":{:.4},\"cpu_reader\":{:.4},\"notifies\":{},\"samples\":{}}}",
+                r.scenario,
+                r.row,
+                r.payload,
+                r.rate.map_or("null".into(), |x| x.to_string()),
+                s.p50,
+                s.p90,
+                s.p99,
+                s.p999,
+                s.max,
+                s.msgs_per_s,
+                s.cpu_writer,
+                s.cpu_reader,
+                s.notifies,
+                s.samples
+            )
+        })
+        .collect();
+    format!("[\n{}\n]\n", items.join(",\n"))
+}
+
+fn svg(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let paced: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario == "paced" && r.sample.p99 > 0)
+        .collect();
+    if paced.is_empty() {
+        return Ok(());
+    }
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_cpu = paced
+        .iter()
+        .map(|r| r.sample.cpu_reader)
+        .fold(0.05, f64::max)
+        * 1.1;
+    let max_p99 = paced
+        .iter()
+        .map(|r| r.sample.p99 as f64 / 1000.0)
+        .fold(1.0, f64::max)
+        * 2.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "paced: p99 one-way latency vs reader CPU",
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_cpu, (0.1..max_p99).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("reader CPU (cores)")
+        .y_desc("p99 latency (µs, log)")
+        .draw()?;
+    let colours = [RED, BLUE, GREEN];
+    for (i, rate) in [Some(1_000), Some(10_000), Some(100_000)]
+        .into_iter()
+        .enumerate()
+    {
+        let pts: Vec<(f64, f64)> = paced
+            .iter()
+            .filter(|r| r.rate == rate)
+            .map(|r| (r.sample.cpu_reader, (r.sample.p99 as f64 / 1000.0).max(0.1)))
+            .collect();
+        let c = colours[i];
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?
+            .label(format!("{} msgs/s", rate.unwrap()))
+            .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
+    }
+    chart.configure_series_labels().border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Prints the table (or the JSON) and writes the three files.
+pub fn write_all(
+    rows: &[Row],
+    env: &Environment,
+    json_out: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = Path::new("target/shm-bench");
+    std::fs::create_dir_all(dir)?;
+    let md = markdown(rows, env);
+    let js = json(rows);
+    std::fs::write(dir.join("report.md"), &md)?;
+    std::fs::write(dir.join("report.json"), &js)?;
+    svg(rows, &dir.join("paced.svg"))?;
+    if json_out {
+        print!("{js}");
+    } else {
+        println!("{md}");
+        println!("written: target/shm-bench/report.md, report.json, paced.svg");
+    }
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! The rows: one `Endpoint` type per way of moving a message between the two processes,
+//! set up by the parent and attached by the child.
+
+use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
+use shm_idle::{Backoff, Blocking, BusySpin, EpollPark, ParksOn, Sleeping, Yielding};
+use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore};
+use shm_ring::sync::Ordering;
+use shm_ring::{Kind, Mpsc, RingKind, Segment, SegmentOptions, Spsc};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+/// Marks the stop message: the first 8 bytes all ones.
+pub const STOP: u64 = u64::MAX;
+
+/// One side of a row's two-way link.
+pub trait Endpoint {
+    /// Sends one message (blocking until it is sent).
+    fn send(&mut self, msg: &[u8]);
+    /// Receives the next message into `buf`; `false` when the peer sent stop.
+    fn recv(&mut self, buf: &mut Vec<u8>) -> bool;
+    /// Tells the peer to stop.
+    fn stop(&mut self, size: usize) {
+        let mut m = vec![0u8; size.max(8)];
+        m[..8].copy_from_slice(&STOP.to_le_bytes());
+        self.send(&m);
+    }
+    /// Notify calls this side made.
+    fn notifies(&self) -> u64 {
+        0
+    }
+}
+
+fn is_stop(m: &[u8]) -> bool {
+    m.len() >= 8 && m[..8] == STOP.to_le_bytes()
+}
+
+/// How the parent set a row up: its endpoint, the child's arguments, fds to inherit.
+pub struct Setup {
+    pub endpoint: Box<dyn Endpoint>,
+    pub args: Vec<String>,
+    pub fds: Vec<OwnedFd>,
+}
+
+// ---------------------------------------------------------------- floors
+
+/// Extension words of the floor segment.
+const TO_CHILD: usize = 0;
+const TO_PARENT: usize = 32;
+const STOPPED: usize = 64;
+
+enum Signal {
+    Spin { last: u32 },
+    Futex(Futex, Futex),
+    EventFd(EventFd, EventFd),
+}
+
+/// Raw ping-pong with no ring and no payload: the physical floors.
+struct Floor {
+    seg: Segment,
+    out: usize,
+    inp: usize,
+    sent: u32,
+    signal: Signal,
+}
+
+impl Endpoint for Floor {
+    fn send(&mut self, _msg: &[u8]) {
+        self.sent = self.sent.wrapping_add(1);
+        match &self.signal {
+            Signal::Spin { .. } => self
+                .seg
+                .extension()
+                .u32(self.out)
+                .store(self.sent, Ordering::Release),
+            Signal::Futex(out, _) => out.notify().unwrap(),
+            Signal::EventFd(out, _) => out.notify().unwrap(),
+        }
+    }
+
+    fn recv(&mut self, _buf: &mut Vec<u8>) -> bool {
+        match &mut self.signal {
+            Signal::Spin { last } => {
+                let word = self.seg.extension().u32(self.inp);
+                loop {
+                    let v = word.load(Ordering::Acquire);
+                    if v != *last {
+                        *last = v;
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            Signal::Futex(_, inp) => while inp.wait(None).unwrap() != shm_notify::Wait::Notified {},
+            Signal::EventFd(_, inp) => {
+                while inp.wait(None).unwrap() != shm_notify::Wait::Notified {}
+            }
+        }
+        self.seg.extension().u32(STOPPED).load(Ordering::Acquire) == 0
+    }
+
+    fn stop(&mut self, size: usize) {
+        self.seg
+            .extension()
+            .u32(STOPPED)
+            .store(1, Ordering::Release);
+        self.send(&vec![0; size]);
+    }
+}
+
+fn futex_word(seg: &Segment, word: usize) -> Futex {
+    let ptr = std::ptr::NonNull::new(seg.extension().u32(word).as_ptr()).unwrap();
+    // SAFETY: an aligned extension word used only as this futex, kept mapped by the owner.
+    unsafe { Futex::from_raw(ptr, Arc::new(seg.clone())) }
+}
+
+fn floor(seg: Segment, parent: bool, kind: &str, mut fds: std::vec::IntoIter<OwnedFd>) -> Floor {
+    let (out, inp) = if parent {
+        (TO_CHILD, TO_PARENT)
+    } else {
+        (TO_PARENT, TO_CHILD)
+    };
+    let signal = match kind {
+        "spin" => Signal::Spin { last: 0 },
+        "futex" => Signal::Futex(futex_word(&seg, 96 + out), futex_word(&seg, 96 + inp)),
+        "eventfd" => {
+            let (a, b) = (fds.next().unwrap(), fds.next().unwrap());
+            let (a, b) = (EventFd::from_fd(a).unwrap(), EventFd::from_fd(b).unwrap());
+            if parent {
+                Signal::EventFd(a, b)
+            } else {
+                Signal::EventFd(b, a)
+            }
+        }
+        k => panic!("unknown floor {k}"),
+    };
+    Floor {
+        seg,
+        out,
+        inp,
+        sent: 0,
+        signal,
+    }
+}
+
+// ---------------------------------------------------------------- kernel paths
+
+/// A byte stream (Unix socket, or a pair of pipes) carrying fixed-size messages.
+struct Stream {
+    r: std::fs::File,
+    w: std::fs::File,
+}
+
+impl Endpoint for Stream {
+    fn send(&mut self, msg: &[u8]) {
+        self.w.write_all(msg).unwrap();
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> bool {
+        self.r.read_exact(buf).unwrap();
+        !is_stop(buf)
+    }
+}
+
+// ---------------------------------------------------------------- channels
+
+struct Chan<KT: RingKind, KR: RingKind, N: Notifier, I> {
+    tx: Sender<KT, N, I>,
+    rx: Receiver<KR, N, I>,
+}
+
+impl<KT: RingKind, KR: RingKind, N: Notifier, I: ParksOn<N>> Endpoint for Chan<KT, KR, N, I> {
+    fn send(&mut self, msg: &[u8]) {
+        self.tx.send(msg).unwrap();
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> bool {
+        let n = self
+            .rx
+            .recv(|m| {
+                buf[..m.len()].copy_from_slice(m);
+                m.len()
+            })
+            .unwrap();
+        !is_stop(&buf[..n])
+    }
+
+    fn notifies(&self) -> u64 {
+        self.tx.stats().notifies + self.rx.stats().notifies
+    }
+}
+
+trait MakeIdle {
+    fn make() -> Self;
+}
+impl MakeIdle for BusySpin {
+    fn make() -> Self {
+        BusySpin
+    }
+}
+impl MakeIdle for Yielding {
+    fn make() -> Self {
+        Yielding
+    }
+}
+impl MakeIdle for Sleeping {
+    fn make() -> Self {
+        Sleeping::new(std::time::Duration::from_micros(50))
+    }
+}
+/// Agrona's ramp (10 spins, 5 yields, parks from 1 µs), but parks of up to 50 ms: a
+/// notify ends a park at once, so a long cap costs no latency, only fewer idle wake-ups.
+pub const BACKOFF_MAX_PARK: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl MakeIdle for Backoff {
+    fn make() -> Self {
+        let (spins, yields, min, _) = Backoff::default().limits();
+        Backoff::new(spins, yields, min, BACKOFF_MAX_PARK)
+    }
+}
+impl MakeIdle for Blocking {
+    fn make() -> Self {
+        Blocking
+    }
+}
+impl MakeIdle for EpollPark {
+    fn make() -> Self {
+        EpollPark::new(100, None)
+    }
+}
+
+/// Forward channel (parent writes, ring `K`) and backward channel (child writes, SPSC).
+fn channel_parent<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
+    id: &str,
+    capacity: usize,
+) -> (Box<dyn Endpoint>, Vec<String>, Vec<OwnedFd>) {
+    let b = ChannelBuilder::new().capacity(capacity);
+    if N::kind() == Some(shm_notify::NotifierKind::EventFd) {
+        let (tx, fwd) = b.anonymous_sender::<K, N, I>(I::make()).unwrap();
+        let (rx, bwd) = b.anonymous_receiver::<Spsc, N, I>(I::make()).unwrap();
+        let mut fds = fwd.into_fds();
+        fds.extend(bwd.into_fds());
+        (Box::new(Chan { tx, rx }), vec!["-".into()], fds)
+    } else {
+        let (fwd, bwd) = (format!("{id}-fwd"), format!("{id}-bwd"));
+        let tx = b.create_sender::<K, N, I>(&fwd, I::make()).unwrap();
+        let rx = b.create_receiver::<Spsc, N, I>(&bwd, I::make()).unwrap();
+        (Box::new(Chan { tx, rx }), vec![id.into()], Vec::new())
+    }
+}
+
+fn channel_child<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
+    target: &str,
+    fds: Vec<OwnedFd>,
+) -> Box<dyn Endpoint> {
+    if target == "-" {
+        let mut fds = fds;
+        let bwd = fds.split_off(3);
+        let rx = Receiver::<K, N, I>::from_fds(fds, I::make()).unwrap();
+        let tx = Sender::<Spsc, N, I>::from_fds(bwd, I::make()).unwrap();
+        Box::new(Chan { tx, rx })
+    } else {
+        let rx = Receiver::<K, N, I>::open(&format!("{target}-fwd"), I::make()).unwrap();
+        let tx = Sender::<Spsc, N, I>::open(&format!("{target}-bwd"), I::make()).unwrap();
+        Box::new(Chan { tx, rx })
+    }
+}
+
+/// Calls `$f::<K, N, I>(args)` for a channel row's ring, notifier and idle names.
+macro_rules! with_channel {
+    ($ring:expr, $notifier:expr, $idle:expr, $f:ident ( $($a:expr),* )) => {
+        match $ring {
+            "spsc" => with_channel!(@n Spsc, $notifier, $idle, $f($($a),*)),
+            _ => with_channel!(@n Mpsc, $notifier, $idle, $f($($a),*)),
+        }
+    };
+    (@n $k:ty, $notifier:expr, $idle:expr, $f:ident ( $($a:expr),* )) => {
+        match $notifier {
+            "futex" => with_channel!(@i $k, Futex, $idle, $f($($a),*)),
+            "sem" => with_channel!(@i $k, Semaphore, $idle, $f($($a),*)),
+            "fifo" => with_channel!(@p $k, Fifo, $idle, $f($($a),*)),
+            "eventfd" => with_channel!(@p $k, EventFd, $idle, $f($($a),*)),
+            n => panic!("unknown notifier {n}"),
+        }
+    };
+    (@i $k:ty, $n:ty, $idle:expr, $f:ident ( $($a:expr),* )) => {
+        match $idle {
+            "spin" => $f::<$k, $n, BusySpin>($($a),*),
+            "yield" => $f::<$k, $n, Yielding>($($a),*),
+            "sleep" => $f::<$k, $n, Sleeping>($($a),*),
+            "backoff" => $f::<$k, $n, Backoff>($($a),*),
+            "blocking" => $f::<$k, $n, Blocking>($($a),*),
+            i => panic!("idle {i} does not pair with this notifier"),
+        }
+    };
+    (@p $k:ty, $n:ty, $idle:expr, $f:ident ( $($a:expr),* )) => {
+        match $idle {
+            "epoll" => $f::<$k, $n, EpollPark>($($a),*),
+            other => with_channel!(@i $k, $n, other, $f($($a),*)),
+        }
+    };
+}
+
+// ---------------------------------------------------------------- rows
+
+/// Sets up `row` in the parent. `id` names the row's shared objects uniquely.
+pub fn parent(row: &str, id: &str, capacity: usize) -> Setup {
+    let parts: Vec<&str> = row.split('/').collect();
+    match parts[..] {
+        ["floor", kind] => {
+            let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+            let mut fds = vec![seg.as_fd().try_clone_to_owned().unwrap()];
+            if kind == "eventfd" {
+                let (a, b) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+                fds.push(a.as_fd().try_clone_to_owned().unwrap());
+                fds.push(b.as_fd().try_clone_to_owned().unwrap());
+            }
+            let mine: Vec<OwnedFd> = fds[1..].iter().map(|f| f.try_clone().unwrap()).collect();
+            let endpoint = Box::new(floor(seg, true, kind, mine.into_iter()));
+            Setup {
+                endpoint,
+                args: vec![],
+                fds,
+            }
+        }
+        ["kernel", "uds"] => {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let a2 = a.try_clone().unwrap();
+            let endpoint = Box::new(Stream {
+                r: OwnedFd::from(a).into(),
+                w: OwnedFd::from(a2).into(),
+            });
+            Setup {
+                endpoint,
+                args: vec![],
+                fds: vec![b.into()],
+            }
+        }
+        ["kernel", "pipe"] => {
+            let (r1, w1) = nix::unistd::pipe().unwrap(); // parent -> child
+            let (r2, w2) = nix::unistd::pipe().unwrap(); // child -> parent
+            let endpoint = Box::new(Stream {
+                r: r2.into(),
+                w: w1.into(),
+            });
+            Setup {
+                endpoint,
+                args: vec![],
+                fds: vec![r1, w2],
+            }
+        }
+        ["channel", ring, notifier, idle] => {
+            let (endpoint, args, fds) =
+                with_channel!(ring, notifier, idle, channel_parent(id, capacity));
+            Setup {
+                endpoint,
+                args,
+                fds,
+            }
+        }
+        _ => panic!("unknown row {row}"),
+    }
+}
+
+/// Attaches the child's side of `row`.
+pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>) -> Box<dyn Endpoint> {
+    let parts: Vec<&str> = row.split('/').collect();
+    match parts[..] {
+        ["floor", kind] => {
+            let mut it = fds.into_iter();
+            let seg = Segment::from_fd(it.next().unwrap()).unwrap();
+            Box::new(floor(seg, false, kind, it))
+        }
+        ["kernel", "uds"] => {
+            let s = fds.into_iter().next().unwrap();
+            let w = s.try_clone().unwrap();
+            Box::new(Stream {
+                r: s.into(),
+                w: w.into(),
+            })
+        }
+        ["kernel", "pipe"] => {
+            let mut it = fds.into_iter();
+            let (r, w) = (it.next().unwrap(), it.next().unwrap());
+            Box::new(Stream {
+                r: r.into(),
+                w: w.into(),
+            })
+        }
+        ["channel", ring, notifier, idle] => {
+            with_channel!(ring, notifier, idle, channel_child(&args[0], fds))
+        }
+        _ => panic!("unknown row {row}"),
+    }
+}

@@ -125,6 +125,13 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 max: self.producer.max_message_len(),
             });
         }
+        // Fast path: room now. No clock read, no strategy reset.
+        if liveness::reader_closed(&self.link.segment) {
+            return Err(SendError::Disconnected);
+        }
+        if self.write(msg)? {
+            return self.sent();
+        }
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;

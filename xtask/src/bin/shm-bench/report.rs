@@ -107,8 +107,8 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
          spin = BusySpin; backoff = 10 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
-         yield, sleep (50 µs) in --full. The stream scenario's latency columns are one-way latency \
-         under saturation; the paced writer's CPU includes its pacing spin.\n"
+         yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
+         latency); the paced writer's CPU includes its pacing spin.\n"
     );
     let mut scenario = "";
     for r in rows {

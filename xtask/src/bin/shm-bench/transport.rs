@@ -29,6 +29,15 @@ pub trait Endpoint {
     fn notifies(&self) -> u64 {
         0
     }
+    /// Receives every message already there (at least one), handing each to `f`;
+    /// `false` once the stop message arrives. Transports without batches take one.
+    fn recv_batch(&mut self, buf: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) -> bool {
+        let go = self.recv(buf);
+        if go {
+            f(buf);
+        }
+        go
+    }
 }
 
 fn is_stop(m: &[u8]) -> bool {
@@ -187,6 +196,24 @@ impl<KT: RingKind, KR: RingKind, N: Notifier, I: ParksOn<N>> Endpoint for Chan<K
 
     fn notifies(&self) -> u64 {
         self.tx.stats().notifies + self.rx.stats().notifies
+    }
+
+    fn recv_batch(&mut self, buf: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) -> bool {
+        // Block for the first message, then take whatever else is there in one poll
+        // (one wake-up check for the whole batch).
+        let mut go = self.recv(buf);
+        if !go {
+            return false;
+        }
+        f(buf);
+        let _ = self.rx.poll(1024, |m| {
+            if go && is_stop(m) {
+                go = false;
+            } else if go {
+                f(m);
+            }
+        });
+        go
     }
 }
 

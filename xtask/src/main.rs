@@ -132,6 +132,9 @@ fn loom(deep: bool) -> Result {
         .env("RUSTFLAGS", "--cfg shm_loom -C debug-assertions")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", if deep { "3" } else { "2" });
+    if deep {
+        cmd.env("SHM_LOOM_DEEP", "1");
+    }
     run(if deep { "loom (deep)" } else { "loom" }, cmd)
 }
 

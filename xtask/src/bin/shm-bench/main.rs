@@ -204,6 +204,21 @@ fn main() {
         }
         return;
     }
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" | "--full" | "--json" | "--same-cpu" => {}
+            "--filter" if i + 1 < args.len() => i += 1,
+            other => {
+                eprintln!("shm-bench: unknown argument {other:?}");
+                eprintln!(
+                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu]"
+                );
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
     let value = |name: &str| {
         args.iter()
             .position(|a| a == name)

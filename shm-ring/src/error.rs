@@ -74,6 +74,15 @@ pub enum SegmentError {
         /// Found in the header.
         found: Kind,
     },
+    /// The named segment belongs to another user (refused unless
+    /// [`OpenOptions::allow_other_users`](crate::OpenOptions::allow_other_users)).
+    #[error("segment is owned by uid {owner}, not by this process's uid {me}")]
+    OtherOwner {
+        /// The file's owner.
+        owner: u32,
+        /// Our effective uid.
+        me: u32,
+    },
     /// This process already holds the end that may exist only once (the consumer, or the
     /// producer of an SPSC ring).
     #[error("this process already holds the {0} of this segment")]

@@ -55,4 +55,4 @@ pub use layout::{Counter, Kind};
 pub use producer::{Claim, Producer};
 #[cfg(not(shm_loom))]
 pub use segment::{process, validate_name};
-pub use segment::{Extension, Heartbeat, Segment, SegmentOptions};
+pub use segment::{Extension, Heartbeat, OpenOptions, Segment, SegmentOptions};

@@ -24,6 +24,21 @@ pub mod process;
 #[cfg(not(shm_loom))]
 pub use name::validate_name;
 
+/// How to open an existing named segment.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    pub(crate) other_users: bool,
+}
+
+impl OpenOptions {
+    /// Accept a segment owned by another user (default: refuse it, so a process of
+    /// another uid cannot plant a segment under a name we expect to be ours).
+    pub fn allow_other_users(mut self, allow: bool) -> Self {
+        self.other_users = allow;
+        self
+    }
+}
+
 /// Which end's liveness stamp [`Segment::set_heartbeat`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Heartbeat {

@@ -1,7 +1,7 @@
 //! The operating-system side of a segment: shm_open / memfd, seals, mapping, and the
 //! header that the creator writes and every opener validates.
 
-use super::{process, validate_name, Segment, SegmentOptions};
+use super::{process, validate_name, OpenOptions, Segment, SegmentOptions};
 use crate::layout::*;
 use crate::sync::{AtomicU64, Ordering, RingMemory};
 use crate::SegmentError;
@@ -315,13 +315,34 @@ impl Segment {
 
     /// Opens and validates an existing named segment. Every header field is checked
     /// against the others and against the file size; a mismatch is an error naming it.
+    /// A segment owned by another user is refused (see [`Segment::open_with`]).
     pub fn open(name: &str) -> Result<Segment, SegmentError> {
+        Segment::open_with(name, &OpenOptions::default())
+    }
+
+    /// [`Segment::open`] with options.
+    ///
+    /// ```
+    /// use shm_ring::{Kind, OpenOptions, Segment, SegmentOptions};
+    /// let name = format!("doc-open-with-{}", std::process::id());
+    /// let _seg = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64))?;
+    /// let other = Segment::open_with(&name, &OpenOptions::default().allow_other_users(true))?;
+    /// # Ok::<(), shm_ring::SegmentError>(())
+    /// ```
+    pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Segment, SegmentError> {
         let path = validate_name(name)?;
         let fd = match shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Err(SegmentError::NotFound(name.to_owned())),
             Err(e) => return Err(SegmentError::io("shm_open", e)),
         };
+        if !opts.other_users {
+            let owner = fstat(&fd).map_err(|e| SegmentError::io("fstat", e))?.st_uid;
+            let me = nix::unistd::geteuid().as_raw();
+            if owner != me {
+                return Err(SegmentError::OtherOwner { owner, me });
+            }
+        }
         attach(fd, Some(name.to_owned()))
     }
 

@@ -62,6 +62,7 @@ pub struct SegmentOptions {
     notifier_kind: u32,
     mode: u32,
     unlink_on_drop: bool,
+    reclaim_stale: bool,
 }
 
 impl SegmentOptions {
@@ -74,6 +75,7 @@ impl SegmentOptions {
             notifier_kind: 0,
             mode: 0o600,
             unlink_on_drop: true,
+            reclaim_stale: false,
         }
     }
 
@@ -93,6 +95,13 @@ impl SegmentOptions {
     /// Whether the creator removes the name when its last handle drops (default true).
     pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
         self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Whether `create` may replace a segment of the same name whose creator is dead
+    /// (see [`Segment::is_stale`]); a segment whose creator lives is never replaced.
+    pub fn reclaim_stale(mut self, reclaim: bool) -> Self {
+        self.reclaim_stale = reclaim;
         self
     }
 

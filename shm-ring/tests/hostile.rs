@@ -279,11 +279,24 @@ fn sealed_memfd_cannot_be_truncated_by_a_peer() {
     let f = file_of(&seg);
     let len = f.metadata().unwrap().len();
     let e = f.set_len(len / 2).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EPERM), "shrink must be refused: {e}");
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EPERM),
+        "shrink must be refused: {e}"
+    );
     assert!(f.set_len(len * 2).is_err(), "grow must be refused");
     // The ring still works.
-    seg.producer::<Spsc>().unwrap().try_write(1, b"still here").unwrap();
-    assert_eq!(seg.consumer::<Spsc>().unwrap().read(1, |_, b| assert_eq!(b, b"still here")).unwrap(), 1);
+    seg.producer::<Spsc>()
+        .unwrap()
+        .try_write(1, b"still here")
+        .unwrap();
+    assert_eq!(
+        seg.consumer::<Spsc>()
+            .unwrap()
+            .read(1, |_, b| assert_eq!(b, b"still here"))
+            .unwrap(),
+        1
+    );
 }
 
 /// A segment of another user is refused unless explicitly allowed (needs root to make
@@ -294,9 +307,23 @@ fn segment_of_another_user_is_refused_unless_allowed() {
     let seg = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
     assert!(Segment::open(&name).is_ok(), "our own segment opens");
     if nix::unistd::geteuid().is_root() {
-        nix::unistd::fchown(&file_of(&seg), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        nix::unistd::fchown(
+            &file_of(&seg),
+            Some(nix::unistd::Uid::from_raw(65534)),
+            None,
+        )
+        .unwrap();
         let e = Segment::open(&name).unwrap_err();
-        assert!(matches!(e, SegmentError::OtherOwner { owner: 65534, me: 0 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SegmentError::OtherOwner {
+                    owner: 65534,
+                    me: 0
+                }
+            ),
+            "{e}"
+        );
         let opts = shm_ring::OpenOptions::default().allow_other_users(true);
         assert!(Segment::open_with(&name, &opts).is_ok());
     }

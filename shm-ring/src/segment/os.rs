@@ -288,12 +288,27 @@ impl Segment {
         let path = validate_name(name)?;
         let geometry = opts.geometry()?;
         let mode = Mode::from_bits_truncate(opts.mode);
-        let fd = match shm_open(
-            path.as_c_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            mode,
-        ) {
+        let excl = || {
+            shm_open(
+                path.as_c_str(),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+                mode,
+            )
+        };
+        let fd = match excl() {
             Ok(fd) => fd,
+            Err(Errno::EEXIST) if opts.reclaim_stale && Segment::is_stale(name)? => {
+                tracing::warn!(name, "reclaiming a stale segment (its creator is dead)");
+                match shm_unlink(path.as_c_str()) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(SegmentError::io("shm_unlink", e)),
+                }
+                match excl() {
+                    Ok(fd) => fd,
+                    Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
+                    Err(e) => return Err(SegmentError::io("shm_open", e)),
+                }
+            }
             Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
             Err(e) => return Err(SegmentError::io("shm_open", e)),
         };
@@ -358,6 +373,15 @@ impl Segment {
             Err(e) => return Err(SegmentError::io("F_GET_SEALS", e)),
         }
         attach(fd, None)
+    }
+
+    /// Whether the named segment is stale: a valid segment whose creating process is no
+    /// longer running (pid and start time). Such a name is left behind when a creator is
+    /// killed before it can unlink; [`SegmentOptions::reclaim_stale`] or
+    /// [`Segment::unlink`] removes it. A live creator's segment is never stale.
+    pub fn is_stale(name: &str) -> Result<bool, SegmentError> {
+        let seg = Segment::open_with(name, &OpenOptions::default().allow_other_users(true))?;
+        Ok(!seg.is_creator_alive())
     }
 
     /// Removes the name of a segment (for instance a stale one whose creator died).

@@ -1,6 +1,7 @@
 //! A producer process for the cross-process ring tests.
 //!
 //! `ring_peer produce (--name NAME | --fd FD) KIND COUNT SEED PRODUCER_ID`
+//! `ring_peer create-hang NAME`: creates a named segment, prints `ready`, sleeps.
 //! writes COUNT self-checking records (see `shm_tests::encode`) and exits 0, or exits 1
 //! with a message if anything fails or the consumer stops draining for 60 s.
 
@@ -34,6 +35,16 @@ fn produce<K: RingKind>(seg: &Segment, count: u64, seed: u64, id: u32) -> Result
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "create-hang" {
+        // Create a named segment, say so, and wait to be killed (a creator that dies
+        // without unlinking leaves a stale segment).
+        let opts = shm_ring::SegmentOptions::new(shm_ring::Kind::Spsc, 4096);
+        let _seg = Segment::create(&args[2], &opts).expect("create");
+        println!("ready");
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+        std::thread::sleep(Duration::from_secs(3600));
+        return;
+    }
     let run = || -> Result<(), String> {
         let [_, role, how, target, kind, count, seed, id] = &args[..] else {
             return Err(

@@ -307,12 +307,7 @@ fn segment_of_another_user_is_refused_unless_allowed() {
     let seg = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
     assert!(Segment::open(&name).is_ok(), "our own segment opens");
     if nix::unistd::geteuid().is_root() {
-        nix::unistd::fchown(
-            &file_of(&seg),
-            Some(nix::unistd::Uid::from_raw(65534)),
-            None,
-        )
-        .unwrap();
+        nix::unistd::fchown(file_of(&seg), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
         let e = Segment::open(&name).unwrap_err();
         assert!(
             matches!(

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 /// Default liveness detection interval.
 pub const DEFAULT_DETECT: Duration = Duration::from_millis(100);
+/// Default time an MPSC reader waits behind an uncommitted claim before skipping it.
+pub const DEFAULT_UNBLOCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Settings of a new channel.
 ///
@@ -28,6 +30,7 @@ pub struct ChannelBuilder {
     pub(crate) capacity: usize,
     pub(crate) mode: u32,
     pub(crate) detect: Duration,
+    pub(crate) unblock_after: Duration,
     #[cfg(not(shm_loom))]
     pub(crate) notifier: Option<shm_notify::NotifierKind>,
 }
@@ -38,6 +41,7 @@ impl Default for ChannelBuilder {
             capacity: DEFAULT_CAPACITY,
             mode: 0o600,
             detect: DEFAULT_DETECT,
+            unblock_after: DEFAULT_UNBLOCK_AFTER,
             #[cfg(not(shm_loom))]
             notifier: None,
         }
@@ -72,6 +76,17 @@ impl ChannelBuilder {
     /// interval while waiting). A closed (dropped) peer is noticed at once.
     pub fn detect_interval(mut self, interval: Duration) -> Self {
         self.detect = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// MPSC only: how long the reader waits behind a claim that is never committed (its
+    /// producer died between claim and commit) before turning it into padding so the
+    /// other producers' messages flow again; the half-written message is never
+    /// delivered. Must exceed the longest time any producer holds a claim (a producer
+    /// that commits later gets `Unblocked`). Default 5 s. Applies to the end this
+    /// builder creates.
+    pub fn unblock_after(mut self, timeout: Duration) -> Self {
+        self.unblock_after = timeout;
         self
     }
 
@@ -118,6 +133,7 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
         idle,
         slot,
         stats: Stats::default(),
+        unblock_after: link.unblock_after,
     })
 }
 
@@ -153,6 +169,7 @@ where
         data: Arc::new(N::default()),
         space: Arc::new(N::default()),
         detect: b.detect,
+        unblock_after: b.unblock_after,
     });
     Ok((sender(&link, tx_idle)?, receiver(&link, rx_idle)?))
 }

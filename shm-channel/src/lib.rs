@@ -40,7 +40,9 @@ mod receiver;
 mod sender;
 mod waiter;
 
-pub use builder::{channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT};
+pub use builder::{
+    channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT, DEFAULT_UNBLOCK_AFTER,
+};
 pub use error::{ChannelError, RecvError, SendError};
 pub use layout::Direction;
 pub use link::Stats;

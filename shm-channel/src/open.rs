@@ -93,6 +93,7 @@ impl ChannelBuilder {
             data: Arc::new(data),
             space: Arc::new(space),
             detect: self.detect,
+            unblock_after: self.unblock_after,
         };
         Ok((Arc::new(link), Handoff { fds }))
     }
@@ -166,6 +167,7 @@ fn attach<N: ChannelNotifier>(
         data: Arc::new(data),
         space: Arc::new(space),
         detect,
+        unblock_after: crate::builder::DEFAULT_UNBLOCK_AFTER,
     }))
 }
 

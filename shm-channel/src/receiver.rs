@@ -20,6 +20,7 @@ pub struct Receiver<K: RingKind, N: Notifier, I> {
     pub(crate) idle: I,
     pub(crate) slot: Slot,
     pub(crate) stats: Stats,
+    pub(crate) unblock_after: Duration,
 }
 
 fn read_error(e: ReadError) -> RecvError {
@@ -80,6 +81,12 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.link.segment.max_message_len()
     }
 
+    /// MPSC: how long to wait behind a claim that is never committed before skipping it
+    /// (see [`ChannelBuilder::unblock_after`](crate::ChannelBuilder::unblock_after)).
+    pub fn set_unblock_after(&mut self, timeout: Duration) {
+        self.unblock_after = timeout;
+    }
+
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -132,6 +139,16 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             }
             let action = self.idle.idle(0);
             let check = pacer.due(action, self.link.detect);
+            // MPSC: skip a claim whose producer died before committing it.
+            if check
+                && self
+                    .consumer
+                    .repair_stalled(self.unblock_after)
+                    .map_err(read_error)?
+            {
+                tracing::warn!("skipped a claim left uncommitted by a dead producer");
+                continue;
+            }
             if liveness::writers_closed(&self.link.segment)
                 || (check && liveness::writers_gone(&self.link.segment))
             {

@@ -177,7 +177,7 @@ impl<K: RingKind> Consumer<K> {
     }
 }
 
-impl Consumer<Mpsc> {
+impl<K: RingKind> Consumer<K> {
     /// Repairs a claim whose producer died before committing it, so the records behind it
     /// flow again: an in-progress record becomes padding; a hole (claimed, header never
     /// written) becomes padding up to the next record. Returns whether it changed anything.
@@ -186,7 +186,7 @@ impl Consumer<Mpsc> {
     /// has been stuck for longer than any producer takes to commit (see
     /// [`Consumer::unblock_stalled`]). A slow producer that commits later gets
     /// [`WriteError::Unblocked`](crate::WriteError::Unblocked).
-    pub fn unblock(&mut self) -> Result<bool, ReadError> {
+    fn unblock_any(&mut self) -> Result<bool, ReadError> {
         let cap = self.capacity;
         let head = self.head;
         let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
@@ -255,7 +255,7 @@ impl Consumer<Mpsc> {
 
     /// Calls [`unblock`](Consumer::unblock) once the ring has been stuck at the same head,
     /// with claimed data behind it, for at least `timeout`. Call it from the read loop.
-    pub fn unblock_stalled(&mut self, timeout: Duration) -> Result<bool, ReadError> {
+    fn unblock_stalled_any(&mut self, timeout: Duration) -> Result<bool, ReadError> {
         let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
         if tail <= self.head {
             self.stall = None;
@@ -263,7 +263,7 @@ impl Consumer<Mpsc> {
         }
         match self.stall {
             Some((head, since)) if head == self.head => {
-                if since.elapsed() >= timeout && self.unblock()? {
+                if since.elapsed() >= timeout && self.unblock_any()? {
                     self.stall = None;
                     return Ok(true);
                 }
@@ -273,6 +273,40 @@ impl Consumer<Mpsc> {
                 self.stall = Some((self.head, Instant::now()));
                 Ok(false)
             }
+        }
+    }
+}
+
+impl Consumer<Mpsc> {
+    /// Repairs a claim whose producer died before committing it, so the records behind it
+    /// flow again: an in-progress record becomes padding; a hole (claimed, header never
+    /// written) becomes padding up to the next record. Returns whether it changed anything.
+    ///
+    /// It cannot tell a dead producer from a very slow one: call it only after the ring
+    /// has been stuck for longer than any producer takes to commit (see
+    /// [`Consumer::unblock_stalled`]). A slow producer that commits a zero-copy claim
+    /// later gets [`WriteError::Unblocked`](crate::WriteError::Unblocked).
+    pub fn unblock(&mut self) -> Result<bool, ReadError> {
+        self.unblock_any()
+    }
+
+    /// Calls [`unblock`](Consumer::unblock) once the ring has been stuck at the same head,
+    /// with claimed data behind it, for at least `timeout`. Call it from the read loop.
+    pub fn unblock_stalled(&mut self, timeout: Duration) -> Result<bool, ReadError> {
+        self.unblock_stalled_any(timeout)
+    }
+}
+
+impl<K: RingKind> Consumer<K> {
+    /// Generic form of [`Consumer::<Mpsc>::unblock_stalled`] for code generic over the
+    /// ring kind. An SPSC ring has no claims of other producers to repair (its single
+    /// producer's unfinished record can only be abandoned with the ring), so there it
+    /// always returns `Ok(false)`.
+    pub fn repair_stalled(&mut self, timeout: Duration) -> Result<bool, ReadError> {
+        if K::KIND == crate::Kind::Mpsc {
+            self.unblock_stalled_any(timeout)
+        } else {
+            Ok(false)
         }
     }
 }

@@ -220,3 +220,51 @@ fn killed_writer<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     assert_eq!(got, 300, "{notifier}: committed messages lost");
     assert!(matches!(r, RecvError::Disconnected), "{notifier}: {r:?}");
 }
+
+/// MPSC producer killed between claim and commit: after the configured timeout the
+/// reader skips the claim, the other producers' messages flow, and the half-written
+/// message is never delivered.
+#[test]
+fn mpsc_producer_killed_between_claim_and_commit() {
+    use shm_idle::Backoff;
+    use shm_notify::Futex;
+    use shm_ring::Mpsc;
+    let name = unique_name("claimkill");
+    let b = ChannelBuilder::new()
+        .unblock_after(Duration::from_millis(300))
+        .detect_interval(Duration::from_millis(100));
+    let mut rx = b
+        .create_receiver::<Mpsc, Futex, Backoff>(&name, Backoff::default())
+        .unwrap();
+    let mut dead = peer(
+        &["claim-hang", "mpsc", "futex", "backoff", &name],
+        None,
+        true,
+    );
+    assert_eq!(read_line(&mut dead), "claimed");
+    let mut live =
+        shm_channel::Sender::<Mpsc, Futex, Backoff>::open(&name, Backoff::default()).unwrap();
+    for i in 0..100u32 {
+        live.send(&i.to_le_bytes()).unwrap();
+    }
+    dead.kill();
+    let t = Instant::now();
+    for i in 0..100u32 {
+        rx.recv_timeout(Duration::from_secs(20), |m| {
+            assert_ne!(
+                m.first(),
+                Some(&0xEE),
+                "the uncommitted message was delivered"
+            );
+            assert_eq!(m, i.to_le_bytes());
+        })
+        .unwrap();
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "skipped before the timeout: {took:?}"
+    );
+    eprintln!("claim of a dead producer skipped after {took:?} (unblock_after 300 ms)");
+    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
+}

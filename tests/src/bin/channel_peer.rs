@@ -5,6 +5,8 @@
 //!   messages (`shm_tests::encode`), pausing 3 ms every 100,000 so the reader parks.
 //! * `channel_peer send-hang KIND NOTIFIER IDLE TARGET COUNT SEED ID` — the same, then
 //!   prints `sent` and sleeps until killed.
+//! * `channel_peer claim-hang KIND NOTIFIER IDLE NAME` — claims a 64-byte message,
+//!   fills it with 0xEE, prints `claimed` and sleeps without committing.
 //! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
 //!   `ready`, reads nothing and sleeps until killed.
 //!
@@ -54,6 +56,18 @@ fn send<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     Ok(())
 }
 
+fn claim_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let mut tx: Sender<K, N, I> = Sender::open(&args[4], I::make()).map_err(|e| e.to_string())?;
+    let mut claim = tx.try_claim(64).map_err(|e| e.to_string())?;
+    claim.as_mut_slice().fill(0xEE);
+    println!("claimed");
+    std::io::stdout().flush().ok();
+    std::thread::sleep(Duration::from_secs(3600)); // killed before committing
+    Ok(())
+}
+
 fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
@@ -79,6 +93,7 @@ fn main() {
     let result = match args[0].as_str() {
         "send" | "send-hang" => dispatch!(kind, notifier, idle, send(&args)),
         "recv-hang" => dispatch!(kind, notifier, idle, recv_hang(&args)),
+        "claim-hang" => dispatch!(kind, notifier, idle, claim_hang(&args)),
         r => Err(format!("unknown role {r}")),
     };
     if let Err(e) = result {

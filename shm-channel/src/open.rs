@@ -209,8 +209,10 @@ impl<K: RingKind, N: ChannelNotifier, I: ParksOn<N>> Sender<K, N, I> {
 }
 
 impl<K: RingKind, N: ChannelNotifier, I: ParksOn<N>> Receiver<K, N, I> {
-    /// Opens a named channel's receiving end (resuming from the committed head). Fails,
-    /// naming both, if the channel's ring or notifier kind differs from `K` / `N`.
+    /// Opens a named channel's receiving end. Fails, naming both, if the channel's ring or
+    /// notifier kind differs from `K` / `N`, and with `ReaderAttached` while a live reader
+    /// holds it. A reader that closed or died can be replaced: the new one resumes at the
+    /// committed head (what the old one consumed is gone; the rest is delivered once).
     pub fn open(name: &str, idle: I) -> Result<Self, ChannelError> {
         let link = attach(
             Segment::open(name)?,

@@ -268,3 +268,40 @@ fn mpsc_producer_killed_between_claim_and_commit() {
     eprintln!("claim of a dead producer skipped after {took:?} (unblock_after 300 ms)");
     assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
 }
+
+/// Peer restart: a reader killed with SIGKILL can be replaced; the new reader resumes at
+/// the committed head (what the dead one consumed is gone, the rest is delivered once).
+#[test]
+fn a_new_reader_replaces_a_killed_one_and_resumes_at_the_head() {
+    use shm_idle::Backoff;
+    use shm_notify::Futex;
+    use shm_ring::Spsc;
+    let name = unique_name("restart");
+    let b = ChannelBuilder::new().detect_interval(Duration::from_millis(100));
+    let mut tx = b
+        .create_sender::<Spsc, Futex, Backoff>(&name, Backoff::default())
+        .unwrap();
+    for i in 0..10u32 {
+        tx.send(&i.to_le_bytes()).unwrap();
+    }
+    let mut old = peer(
+        &["recv-hang", "spsc", "futex", "backoff", &name, "4"],
+        None,
+        true,
+    );
+    assert_eq!(read_line(&mut old), "ready");
+    assert!(
+        matches!(
+            Receiver::<Spsc, Futex, Backoff>::open(&name, Backoff::default()),
+            Err(shm_channel::ChannelError::ReaderAttached)
+        ),
+        "a live reader is never displaced"
+    );
+    old.kill();
+    let mut rx = Receiver::<Spsc, Futex, Backoff>::open(&name, Backoff::default()).unwrap();
+    for i in 4..10u32 {
+        rx.recv(|m| assert_eq!(m, i.to_le_bytes())).unwrap();
+    }
+    tx.send(&10u32.to_le_bytes()).unwrap();
+    rx.recv(|m| assert_eq!(m, 10u32.to_le_bytes())).unwrap();
+}

@@ -7,8 +7,8 @@
 //!   prints `sent` and sleeps until killed.
 //! * `channel_peer claim-hang KIND NOTIFIER IDLE NAME` — claims a 64-byte message,
 //!   fills it with 0xEE, prints `claimed` and sleeps without committing.
-//! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
-//!   `ready`, reads nothing and sleeps until killed.
+//! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET [N]` — attaches the receiver,
+//!   reads N messages (default 0), prints `ready` and sleeps until killed.
 //!
 //! Exits 0 on success, 1 with a message on any error.
 
@@ -72,11 +72,19 @@ fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
     args: &[String],
 ) -> Result<(), String> {
     let target = &args[4];
-    let _rx: Receiver<K, N, I> = match target.as_str() {
+    let mut rx: Receiver<K, N, I> = match target.as_str() {
         "-" => Receiver::inherited(I::make()),
         name => Receiver::open(name, I::make()),
     }
     .map_err(|e| e.to_string())?;
+    // Optionally read some messages first (peer-restart tests).
+    let take: usize = args
+        .get(5)
+        .map_or(Ok(0), |n| n.parse())
+        .map_err(|_| "count")?;
+    for _ in 0..take {
+        rx.recv(|_| ()).map_err(|e| e.to_string())?;
+    }
     println!("ready");
     std::io::stdout().flush().ok();
     std::thread::sleep(Duration::from_secs(3600));

@@ -7,7 +7,6 @@ use crate::deadline;
 use crate::{Notifier, PollableNotifier, Wait};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::poll::{PollFd, PollFlags};
 use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -100,25 +99,7 @@ impl Notifier for Fifo {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
-        let deadline = timeout.map(deadline::after);
-        loop {
-            if self.drain()? {
-                return Ok(Wait::Notified);
-            }
-            let left = match deadline {
-                None => None,
-                Some(d) => match deadline::remaining(d) {
-                    Some(left) => Some(left),
-                    None => return Ok(Wait::TimedOut),
-                },
-            };
-            tracing::trace!(?left, "sleeping in ppoll");
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match nix::poll::ppoll(&mut fds, left, None) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        deadline::wait_readable(self, timeout)
     }
 }
 

@@ -242,6 +242,10 @@ fn main() {
                         if o.filter.as_ref().is_some_and(|f| !tag.contains(f.as_str())) {
                             continue;
                         }
+                        // Two spinners on one CPU only measure the scheduler's time slice.
+                        if o.same_cpu && (row.ends_with("/spin") || row.ends_with("/yield")) {
+                            continue;
+                        }
                         jobs.push((scenario, row.clone(), *size, *rate, rep));
                     }
                 }

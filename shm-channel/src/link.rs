@@ -52,7 +52,10 @@ pub(crate) fn simple_action(action: Action, deadline: Option<Instant>) {
         #[cfg(not(shm_loom))]
         Action::Yield => std::thread::yield_now(),
         #[cfg(not(shm_loom))]
-        Action::Sleep(d) => std::thread::sleep(cap(Some(d), deadline, d).unwrap_or(d)),
+        Action::Sleep(d) => {
+            let left = deadline.map_or(d, |t| t.saturating_duration_since(Instant::now()));
+            std::thread::sleep(d.min(left))
+        }
     }
 }
 
@@ -67,18 +70,20 @@ pub(crate) fn cap(
 }
 
 /// Paces liveness checks while an end waits: four per detection interval, the clock
-/// read after every park or sleep and every 256 spins or yields.
+/// read after every park or sleep and every 256 spins or yields. Constructing one costs
+/// nothing (the clock is first read when the end actually idles), so the send and
+/// receive paths can make one on every call.
 #[derive(Debug)]
 pub(crate) struct Pacer {
     idles: u32,
-    last: Instant,
+    last: Option<Instant>,
 }
 
 impl Pacer {
     pub(crate) fn new() -> Self {
         Pacer {
             idles: 0,
-            last: Instant::now(),
+            last: None,
         }
     }
 
@@ -88,8 +93,9 @@ impl Pacer {
         let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
         if blocking || self.idles % 256 == 0 {
             let now = Instant::now();
-            if now.duration_since(self.last) >= detect / 4 {
-                self.last = now;
+            let last = *self.last.get_or_insert(now);
+            if now.duration_since(last) >= detect / 4 {
+                self.last = Some(now);
                 return true;
             }
         }

@@ -123,10 +123,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     ) -> Result<R, RecvError> {
         let mut f = Some(f);
         let mut out = None;
-        // Fast path: a message is there. No clock read, no strategy reset.
-        if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
-            return Ok(out.expect("handler ran"));
-        }
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;

@@ -101,13 +101,8 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         &mut self.idle
     }
 
-    /// Tries the ring once: Ok(true) sent, Ok(false) full.
     fn write(&mut self, msg: &[u8]) -> Result<bool, SendError> {
-        match self.producer.try_write(MSG, msg) {
-            Ok(()) => Ok(true),
-            Err(WriteError::Full) => Ok(false),
-            Err(e) => Err(write_error(e)),
-        }
+        write_once(&mut self.producer, msg)
     }
 
     fn sent(&mut self) -> Result<(), SendError> {
@@ -124,13 +119,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 len: msg.len(),
                 max: self.producer.max_message_len(),
             });
-        }
-        // Fast path: room now. No clock read, no strategy reset.
-        if liveness::reader_closed(&self.link.segment) {
-            return Err(SendError::Disconnected);
-        }
-        if self.write(msg)? {
-            return self.sent();
         }
         self.idle.reset();
         let mut pacer = Pacer::new();
@@ -165,11 +153,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 link.word(Direction::Space),
                 &*link.space,
                 || {
-                    written = match producer.try_write(MSG, msg) {
-                        Ok(()) => Ok(true),
-                        Err(WriteError::Full) => Ok(false),
-                        Err(e) => Err(write_error(e)),
-                    };
+                    written = write_once(producer, msg);
                     !matches!(written, Ok(false)) || liveness::reader_closed(&link.segment)
                 },
                 || idle.block(&*link.space, timeout),
@@ -220,6 +204,16 @@ impl<K: RingKind, N: Notifier> SendClaim<'_, K, N> {
             self.stats.notifies += 1;
         }
         Ok(())
+    }
+}
+
+/// Tries the ring once: Ok(true) sent, Ok(false) full.
+#[inline]
+fn write_once<K: RingKind>(producer: &mut Producer<K>, msg: &[u8]) -> Result<bool, SendError> {
+    match producer.try_write(MSG, msg) {
+        Ok(()) => Ok(true),
+        Err(WriteError::Full) => Ok(false),
+        Err(e) => Err(write_error(e)),
     }
 }
 

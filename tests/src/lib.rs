@@ -2,7 +2,7 @@
 //! cannot outlive the test, and self-checking record contents.
 #![allow(missing_docs)]
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -22,17 +22,14 @@ impl Peer {
     /// Spawns `cmd`; the child gets SIGKILL if this process dies, and `inherit` (if any)
     /// stays open across exec in the child only.
     pub fn spawn(mut cmd: Command, inherit: Option<BorrowedFd<'_>>) -> Peer {
-        let fd = inherit.map(|f| f.as_raw_fd());
-        // SAFETY: the closure runs in the child between fork and exec and calls only
-        // async-signal-safe functions (prctl, fcntl) on plain integers.
+        if let Some(fd) = inherit {
+            shm_notify::handover::inherit(&mut cmd, &[fd]);
+        }
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // prctl, which is async-signal-safe.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(fd) = fd {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
                 Ok(())
             });
         }

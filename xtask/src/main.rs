@@ -138,22 +138,21 @@ fn loom(deep: bool) -> Result {
     run(if deep { "loom (deep)" } else { "loom" }, cmd)
 }
 
-/// The cross-process matrix: builds `shm-bench` in release mode and runs it.
+/// The cross-process matrix: builds `shm-bench` in release mode and runs it (through
+/// `cargo run`, so a custom CARGO_TARGET_DIR is honoured).
 fn bench(args: &[String]) -> Result {
-    let mut build = cargo();
-    build.args([
-        "build",
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
         "--release",
         "--quiet",
         "-p",
         "xtask",
         "--bin",
         "shm-bench",
-    ]);
-    run("build shm-bench (release)", build)?;
-    let exe = root().join("target/release/shm-bench");
-    let mut cmd = Command::new(exe);
-    cmd.current_dir(root()).args(args);
+        "--",
+    ])
+    .args(args);
     run("shm-bench", cmd)
 }
 

@@ -193,13 +193,30 @@ fn listen() -> (UnixListener, String) {
     (UnixListener::bind_addr(&addr).unwrap(), name)
 }
 
-fn socket_peer(role: &str, name: &str, uid: Option<u32>) -> Peer {
+fn socket_peer(role: &str, name: &str) -> Peer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_notify_peer"));
     cmd.args([role, "socket", name]);
-    if let Some(uid) = uid {
-        std::os::unix::process::CommandExt::uid(&mut cmd, uid);
-    }
     Peer::spawn(cmd, None)
+}
+
+/// A copy of the peer binary that another user can execute: the build directory may
+/// sit in a private (0700) directory, as in a `mktemp -d` clone. Removed on drop.
+struct SharedCopy(std::path::PathBuf);
+
+impl SharedCopy {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(unique_name("peer-bin"));
+        std::fs::copy(env!("CARGO_BIN_EXE_notify_peer"), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SharedCopy(path)
+    }
+}
+
+impl Drop for SharedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// An unrelated process (it inherits nothing) sends us its eventfd; we notify through
@@ -207,7 +224,7 @@ fn socket_peer(role: &str, name: &str, uid: Option<u32>) -> Peer {
 #[test]
 fn scm_rights_between_unrelated_processes() {
     let (listener, name) = listen();
-    let child = socket_peer("send-efd", &name, None);
+    let child = socket_peer("send-efd", &name);
     let (sock, _) = listener.accept().unwrap();
     let mut fds = handover::recv_fds(&sock).unwrap();
     assert_eq!(fds.len(), 1);
@@ -223,7 +240,7 @@ fn scm_rights_between_unrelated_processes() {
 #[test]
 fn forged_message_without_fds_is_an_error() {
     let (listener, name) = listen();
-    let child = socket_peer("send-bytes", &name, None);
+    let child = socket_peer("send-bytes", &name);
     let (sock, _) = listener.accept().unwrap();
     assert!(matches!(
         handover::recv_fds(&sock),
@@ -237,7 +254,7 @@ fn peer_of_another_uid_is_refused() {
     let me = nix::unistd::geteuid().as_raw();
     // Always: a peer that is not the uid we accept.
     let (listener, name) = listen();
-    let child = socket_peer("send-efd", &name, None);
+    let child = socket_peer("send-efd", &name);
     let (sock, _) = listener.accept().unwrap();
     let err = handover::recv_fds_from(&sock, me + 1).unwrap_err();
     assert!(
@@ -248,7 +265,11 @@ fn peer_of_another_uid_is_refused() {
                          // As root we can also start a real peer under another uid (nobody).
     if me == 0 {
         let (listener, name) = listen();
-        let child = socket_peer("send-efd", &name, Some(65534));
+        let bin = SharedCopy::new();
+        let mut cmd = Command::new(&bin.0);
+        cmd.args(["send-efd", "socket", &name]);
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        let child = Peer::spawn(cmd, None);
         let (sock, _) = listener.accept().unwrap();
         let err = handover::recv_fds(&sock).unwrap_err();
         assert!(

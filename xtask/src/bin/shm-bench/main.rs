@@ -35,6 +35,8 @@ struct Opts {
 }
 
 const NOTIFIERS: [&str; 4] = ["futex", "sem", "fifo", "eventfd"];
+/// The pingpong scenario with both processes on CPU 0.
+pub(crate) const ONE_CPU: &str = "pingpong-1cpu";
 
 fn channel_rows(ring: &str, full: bool) -> Vec<String> {
     let mut idles = vec!["spin", "backoff", "blocking"];
@@ -72,11 +74,21 @@ fn plan(full: bool) -> Vec<Step> {
     pingpong.extend(spsc.clone());
     let mut stream = kernel.clone();
     stream.extend(spsc.clone());
-    stream.extend(NOTIFIERS.iter().map(|n| format!("channel/mpsc/{n}/spin")));
+    stream.extend(channel_rows("mpsc", full));
+    // Parked rows with both processes on one CPU: a wake-up there costs a context switch,
+    // not a cross-CPU interrupt (on a VM, ~2 µs against ~60 µs).
+    let mut one_cpu = vec!["floor/futex".to_string(), "floor/eventfd".to_string()];
+    one_cpu.extend(kernel.clone());
+    one_cpu.extend(
+        NOTIFIERS
+            .iter()
+            .map(|n| format!("channel/spsc/{n}/blocking")),
+    );
     let mut latency = kernel;
     latency.extend(spsc);
     vec![
         ("pingpong", pingpong, vec![64], vec![None]),
+        (ONE_CPU, one_cpu, vec![64], vec![None]),
         ("stream", stream, vec![8, 64, 512, 4096], vec![None]),
         (
             "paced",
@@ -98,11 +110,16 @@ fn plan(full: bool) -> Vec<Step> {
 }
 
 fn duration(scenario: &str, full: bool) -> Duration {
+    let scenario = if scenario == ONE_CPU {
+        "pingpong"
+    } else {
+        scenario
+    };
     let ms = match (scenario, full) {
         ("pingpong", false) => 150,
         ("stream", false) => 60,
         ("paced", false) => 200,
-        ("burst", false) => 60,
+        ("burst", false) => 300,
         ("idle", false) => 400,
         ("idle", true) => 3000,
         (_, true) => 1000,
@@ -113,7 +130,7 @@ fn duration(scenario: &str, full: bool) -> Duration {
 
 fn repeats(scenario: &str, full: bool) -> usize {
     match (scenario, full) {
-        ("pingpong", false) => 2,
+        ("pingpong" | ONE_CPU, false) => 2,
         (_, false) => 1,
         (_, true) => 3,
     }
@@ -133,12 +150,13 @@ fn measure(
     let mut ep = setup.endpoint;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
-    let role = if scenario == "pingpong" {
-        "echo"
+    let echo = scenario == "pingpong" || scenario == ONE_CPU;
+    let role = if echo { "echo" } else { "sink" };
+    let cpu = if o.same_cpu || scenario == ONE_CPU || sys::cpus() < 2 {
+        0
     } else {
-        "sink"
+        1
     };
-    let cpu = if o.same_cpu || sys::cpus() < 2 { 0 } else { 1 };
     cmd.args(["--child", role, row, &size.to_string(), &cpu.to_string()])
         .args(&setup.args);
     cmd.stdout(Stdio::piped());
@@ -159,7 +177,7 @@ fn measure(
     let mut r = Sample::default();
     scenario::parse_report(&line, &mut r)?;
     s.cpu_reader = r.cpu_reader;
-    if scenario != "pingpong" {
+    if !echo {
         let sent = s.samples;
         (s.p50, s.p90, s.p99, s.p999, s.max, s.samples, s.msgs_per_s) =
             (r.p50, r.p90, r.p99, r.p999, r.max, r.samples, r.msgs_per_s);
@@ -244,6 +262,10 @@ fn main() {
                         }
                         // Two spinners on one CPU only measure the scheduler's time slice.
                         if o.same_cpu && (row.ends_with("/spin") || row.ends_with("/yield")) {
+                            continue;
+                        }
+                        // Already on one CPU, or on one CPU anyway.
+                        if scenario == ONE_CPU && (o.same_cpu || sys::cpus() < 2) {
                             continue;
                         }
                         jobs.push((scenario, row.clone(), *size, *rate, rep));

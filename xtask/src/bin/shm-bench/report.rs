@@ -101,11 +101,12 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
     let _ = writeln!(md, "# shm-bench report\n\n{}\n", env.describe());
     let _ = writeln!(
         md,
-        "Latencies in µs (pingpong: round trip; others: one way). CPU is CPU-seconds per wall second \
+        "Latencies in µs (pingpong: round trip; pingpong-1cpu: the same with both processes \
+         on CPU 0, parked rows only; others: one way). CPU is CPU-seconds per wall second \
          of each process (1.0 = a whole core). `vs floor` is p50 over the p50 of the floor measured \
          in the same run (spin rows against floor/spin, blocking futex/eventfd rows against their raw \
          wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
-         spin = BusySpin; backoff = 10 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
+         spin = BusySpin; backoff = 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
          latency); the paced writer's CPU includes its pacing spin.\n"
@@ -121,9 +122,10 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
         }
         let s = &r.sample;
         let vs = match (r.scenario, floor_for(&r.row)) {
-            ("pingpong", Some(f)) => p50_of(rows, "pingpong", f).map_or("-".into(), |f| {
-                format!("{:.2}x", s.p50 as f64 / f.max(1) as f64)
-            }),
+            ("pingpong" | crate::ONE_CPU, Some(f)) => p50_of(rows, r.scenario, f)
+                .map_or("-".into(), |f| {
+                    format!("{:.2}x", s.p50 as f64 / f.max(1) as f64)
+                }),
             _ => "-".into(),
         };
         let front = r.scenario == "paced" && pareto(rows, "paced", r.rate).contains(&r.row);

@@ -31,6 +31,7 @@ pub struct ChannelBuilder {
     pub(crate) mode: u32,
     pub(crate) detect: Duration,
     pub(crate) unblock_after: Duration,
+    pub(crate) reclaim: bool,
     #[cfg(not(shm_loom))]
     pub(crate) notifier: Option<shm_notify::NotifierKind>,
 }
@@ -42,6 +43,7 @@ impl Default for ChannelBuilder {
             mode: 0o600,
             detect: DEFAULT_DETECT,
             unblock_after: DEFAULT_UNBLOCK_AFTER,
+            reclaim: false,
             #[cfg(not(shm_loom))]
             notifier: None,
         }
@@ -90,6 +92,26 @@ impl ChannelBuilder {
         self
     }
 
+    /// Named channels: replace a channel of the same name whose creator is dead (see
+    /// [`is_stale`](crate::is_stale)): its segment and its FIFOs. A channel whose creator
+    /// lives is never replaced (`AlreadyExists`). Default off: the name must be free.
+    ///
+    /// ```
+    /// use shm_channel::{ChannelBuilder, Receiver, Spsc};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::Fifo;
+    /// let name = format!("doc-reclaim-{}", std::process::id());
+    /// let b = ChannelBuilder::new().reclaim_stale(true);
+    /// let rx: Receiver<Spsc, Fifo, Backoff> = b.create_receiver(&name, Backoff::default())?;
+    /// // Our own creator is alive: a second create is refused, reclaim or not.
+    /// assert!(b.create_receiver::<Spsc, Fifo, Backoff>(&name, Backoff::default()).is_err());
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn reclaim_stale(mut self, reclaim: bool) -> Self {
+        self.reclaim = reclaim;
+        self
+    }
+
     /// The notifier kind, for `AnyNotifier` channels (concrete types imply it).
     #[cfg(not(shm_loom))]
     pub fn notifier_kind(mut self, kind: shm_notify::NotifierKind) -> Self {
@@ -98,7 +120,9 @@ impl ChannelBuilder {
     }
 
     pub(crate) fn options(&self, kind: Kind) -> SegmentOptions {
-        SegmentOptions::new(kind, self.capacity).mode(self.mode)
+        SegmentOptions::new(kind, self.capacity)
+            .mode(self.mode)
+            .reclaim_stale(self.reclaim)
     }
 }
 

@@ -38,6 +38,8 @@ mod notifiers;
 mod open;
 mod receiver;
 mod sender;
+#[cfg(not(shm_loom))]
+mod stale;
 mod waiter;
 
 pub use builder::{
@@ -52,6 +54,8 @@ pub use open::Handoff;
 pub use receiver::Receiver;
 pub use sender::{SendClaim, Sender};
 pub use shm_ring::{Mpsc, Spsc};
+#[cfg(not(shm_loom))]
+pub use stale::is_stale;
 pub use waiter::fault;
 
 /// True while a loom model unwinds after a failure: destructors must not touch model

@@ -25,9 +25,12 @@ pub struct Stats {
 /// The segment and the notifiers of both directions.
 #[derive(Debug)]
 pub(crate) struct Link<N> {
-    pub(crate) segment: Segment,
+    // Field order is drop order: the notifiers (a creator's FIFOs are removed) go
+    // before the segment (a creator's name is unlinked), so a segment name that exists
+    // always owns whatever FIFOs sit beside it.
     pub(crate) data: Arc<N>,
     pub(crate) space: Arc<N>,
+    pub(crate) segment: Segment,
     /// How often a waiting end checks that its peer still lives.
     pub(crate) detect: Duration,
     /// How long an MPSC reader waits behind a claim that is never committed before it

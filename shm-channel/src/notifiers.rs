@@ -20,6 +20,10 @@ pub struct Attach<'a> {
     pub(crate) fds: VecDeque<OwnedFd>,
     /// Fds to hand to the peer (fd-based notifiers the creator made).
     pub(crate) out: Vec<OwnedFd>,
+    /// Creating: permission bits for files made beside the segment (FIFOs).
+    pub(crate) mode: u32,
+    /// Creating: remove what a dead channel of this name left (its FIFOs).
+    pub(crate) reclaim: bool,
 }
 
 /// A notifier a channel can create and attach across processes.
@@ -44,6 +48,19 @@ pub trait ChannelNotifier: Notifier + Sized + 'static {
         dir: Direction,
         kind: NotifierKind,
     ) -> Result<Self, ChannelError>;
+}
+
+/// Where a named channel's FIFO of direction `dir` lives.
+#[cfg(not(shm_loom))]
+pub(crate) fn fifo_path(name: &str, dir: Direction) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/dev/shm/{name}.{}.fifo", dir.name()))
+}
+
+/// Whether `path` is a FIFO (not following symlinks).
+#[cfg(not(shm_loom))]
+pub(crate) fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
 #[cfg(not(shm_loom))]
@@ -80,10 +97,7 @@ mod imp {
 
     fn fifo_path(at: &Attach<'_>, dir: Direction) -> Result<PathBuf, ChannelError> {
         let name = at.name.ok_or(ChannelError::NeedsName("fifo"))?;
-        Ok(PathBuf::from(format!(
-            "/dev/shm/{name}.{}.fifo",
-            dir.name()
-        )))
+        Ok(super::fifo_path(name, dir))
     }
 
     fn check(kind: NotifierKind, want: NotifierKind) -> Result<(), ChannelError> {
@@ -153,7 +167,15 @@ mod imp {
             kind: NotifierKind,
         ) -> Result<Self, ChannelError> {
             check(kind, NotifierKind::Fifo)?;
-            Fifo::create(&fifo_path(at, dir)?, 0o600).map_err(io("mkfifo"))
+            let path = fifo_path(at, dir)?;
+            // The segment's name was just created exclusively, so no live channel owns a
+            // FIFO here (a channel removes its FIFOs before its segment's name): what is
+            // left belongs to a channel whose creator died.
+            if at.reclaim && super::is_fifo(&path) {
+                tracing::warn!(path = %path.display(), "removing the FIFO of a dead channel");
+                std::fs::remove_file(&path).map_err(io("remove stale fifo"))?;
+            }
+            Fifo::create(&path, at.mode).map_err(io("mkfifo"))
         }
         fn attach(
             at: &mut Attach<'_>,

@@ -82,6 +82,8 @@ impl ChannelBuilder {
             name,
             fds: VecDeque::new(),
             out: Vec::new(),
+            mode: self.mode,
+            reclaim: self.reclaim,
         };
         let data = N::create(&mut at, Direction::Data, kind)?;
         let space = N::create(&mut at, Direction::Space, kind)?;
@@ -158,6 +160,8 @@ fn attach<N: ChannelNotifier>(
         name,
         fds,
         out: Vec::new(),
+        mode: 0,
+        reclaim: false,
     };
     let data = N::attach(&mut at, Direction::Data, found)?;
     let space = N::attach(&mut at, Direction::Space, found)?;

@@ -62,8 +62,25 @@ impl Fifo {
         }
     }
 
-    /// Opens an existing FIFO. Fails if `path` is not a FIFO.
+    /// Opens an existing FIFO. Fails if `path` is not a FIFO, or belongs to another user
+    /// (`PermissionDenied`; a FIFO another user planted where we expect ours could feed
+    /// us wake-ups or starve us of them). [`Fifo::open_any_owner`] skips the owner check.
     pub fn open(path: &Path) -> io::Result<Fifo> {
+        let fifo = Self::open_any_owner(path)?;
+        let owner = fstat(&fifo.fd)?.st_uid;
+        let me = nix::unistd::geteuid().as_raw();
+        if owner != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} belongs to uid {owner}, not {me}", path.display()),
+            ));
+        }
+        Ok(fifo)
+    }
+
+    /// Opens an existing FIFO whoever owns it (for peers of different users that share
+    /// a group or mode bits on purpose). Fails if `path` is not a FIFO.
+    pub fn open_any_owner(path: &Path) -> io::Result<Fifo> {
         let fd = open(
             path,
             OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,

@@ -131,6 +131,25 @@ fn fifo_is_created_0600_refuses_clobbering_and_non_fifos() {
     assert!(!path.exists(), "creator removes the FIFO");
 }
 
+/// A FIFO of another user is refused by `open` (it could feed us or starve us of
+/// wake-ups), accepted by `open_any_owner`. Changing the owner needs root, which CI has;
+/// elsewhere the test asserts it is root rather than passing without checking.
+#[test]
+fn fifo_of_another_user_is_refused() {
+    let (f, path) = fifo_at();
+    assert!(Fifo::open(&path).is_ok(), "our own FIFO");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root to chown a FIFO to another user"
+    );
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let err = Fifo::open(&path).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("uid 65534"), "{err}");
+    assert!(Fifo::open_any_owner(&path).is_ok());
+    drop(f);
+}
+
 #[test]
 fn futex_conforms() {
     suite(futex);

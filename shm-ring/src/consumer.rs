@@ -55,6 +55,9 @@ impl Segment {
             )));
         }
         self.take_end(true)?;
+        let head = finish_dead_consumer(&memory, self.capacity(), head).inspect_err(|_| {
+            self.release_end(true);
+        })?;
         Ok(Consumer {
             segment: self.clone(),
             memory,
@@ -65,6 +68,47 @@ impl Segment {
             _kind: PhantomData,
         })
     }
+}
+
+/// Completes what a consumer that died between delivering records and publishing head
+/// left undone: zeroes the delivered records and publishes head past them. Returns the
+/// head to resume at.
+fn finish_dead_consumer(
+    memory: &RingMemory,
+    capacity: usize,
+    head: u64,
+) -> Result<u64, SegmentError> {
+    let consumed = memory.counter(Counter::Consumed).load(Ordering::Acquire);
+    if consumed == head {
+        return Ok(head);
+    }
+    let tail = memory.counter(Counter::Tail).load(Ordering::Acquire);
+    if consumed < head || consumed > tail || consumed - head > capacity as u64 || consumed % 8 != 0
+    {
+        return Err(SegmentError::CorruptHeader(format!(
+            "consumed position {consumed} impossible with head {head} and tail {tail}"
+        )));
+    }
+    let n = (consumed - head) as usize;
+    let start = head as usize & (capacity - 1);
+    let first = n.min(capacity - start);
+    // SAFETY: `head .. consumed` holds records a dead consumer delivered; producers stay
+    // out until head passes them (published below); both pieces are in bounds.
+    unsafe {
+        memory.zero(start, first);
+        if n > first {
+            memory.zero(0, n - first);
+        }
+    }
+    memory
+        .counter(Counter::Head)
+        .store(consumed, Ordering::Release);
+    tracing::warn!(
+        head,
+        consumed,
+        "finished the zeroing of a consumer that died while consuming"
+    );
+    Ok(consumed)
 }
 
 impl<K: RingKind> Drop for Consumer<K> {
@@ -89,6 +133,11 @@ impl Drop for Progress<'_> {
         if n == 0 || crate::sync::model_unwinding() {
             return;
         }
+        // Delivered up to `pos`: a successor that finds `Consumed` ahead of `Head` knows
+        // those records were delivered and only their zeroing may be unfinished.
+        self.memory
+            .counter(Counter::Consumed)
+            .store(self.pos, Ordering::Release);
         let start = *self.head as usize & (self.capacity - 1);
         let first = n.min(self.capacity - start);
         // SAFETY: `head .. pos` holds records we validated, delivered and now own; no

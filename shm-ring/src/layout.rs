@@ -13,7 +13,7 @@ use std::fmt;
 /// First eight bytes of every segment: `b"SHMRING1"` read as a native-endian u64.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMRING1");
 /// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Size of the header page.
 pub const HEADER_LEN: usize = 4096;
 /// Offset of the opaque extension area in the header page (shm-channel's waiter words,
@@ -86,11 +86,16 @@ pub enum Counter {
     ConsumerHeartbeat = 3,
     /// Producer liveness stamp; its meaning is the caller's (shm-channel).
     ProducerHeartbeat = 4,
+    /// Position up to which records were delivered (consumer). Ahead of `Head` only while
+    /// the consumer zeroes what it consumed: a consumer that dies there leaves the
+    /// difference for its successor to zero, instead of zeroed records that read as an
+    /// empty ring behind a head that says full.
+    Consumed = 5,
 }
 
 impl Counter {
     /// Number of counters.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
 
     /// Byte offset of this counter from the start of the trailer.
     pub(crate) fn offset(self) -> usize {
@@ -147,7 +152,7 @@ mod tests {
         }
         let g = Geometry::new(4096).unwrap();
         assert_eq!(g.max_message_len(), 512);
-        assert_eq!(g.segment_len(), 4096 + 4096 + 768);
+        assert_eq!(g.segment_len(), 4096 + 4096 + 896);
     }
 
     #[test]
@@ -158,6 +163,7 @@ mod tests {
             Counter::Head,
             Counter::ConsumerHeartbeat,
             Counter::ProducerHeartbeat,
+            Counter::Consumed,
         ]
         .iter()
         .map(|c| c.offset())

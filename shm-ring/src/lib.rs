@@ -51,8 +51,8 @@ pub mod sync;
 pub use consumer::{record_size, Consumer};
 pub use error::{ReadError, SegmentError, WriteError};
 pub use kind::{Mpsc, RingKind, Spsc};
-pub use layout::{Counter, Kind};
+pub use layout::{Counter, Kind, LAYOUT_VERSION};
 pub use producer::{Claim, Producer};
 #[cfg(not(shm_loom))]
-pub use segment::{process, validate_name};
+pub use segment::{process, validate_name, STAGING_PREFIX};
 pub use segment::{Extension, Heartbeat, OpenOptions, Segment, SegmentOptions};

@@ -20,6 +20,8 @@ mod name;
 mod os;
 #[cfg(not(shm_loom))]
 pub mod process;
+mod staging;
+pub use staging::STAGING_PREFIX;
 
 #[cfg(not(shm_loom))]
 pub use name::validate_name;

@@ -2,7 +2,7 @@
 //! out-of-bounds access.
 #![cfg(not(shm_loom))]
 
-use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc};
+use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc, WriteError};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
@@ -63,7 +63,7 @@ fn corrupt_headers_are_refused_with_the_reason() {
                 matches!(
                     e,
                     SegmentError::VersionMismatch {
-                        expected: 1,
+                        expected: shm_ring::LAYOUT_VERSION,
                         found: 7
                     }
                 )
@@ -87,7 +87,7 @@ fn corrupt_headers_are_refused_with_the_reason() {
             Box::new(|f| {
                 put(f, 24, &8192u64.to_ne_bytes());
                 put(f, 32, &1024u32.to_ne_bytes());
-                put(f, 48, &(4096u64 + 8192 + 768).to_ne_bytes());
+                put(f, 48, &(4096u64 + 8192 + 896).to_ne_bytes());
             }),
             |e| matches!(e, SegmentError::SizeMismatch { .. }),
         ),
@@ -105,7 +105,7 @@ fn corrupt_headers_are_refused_with_the_reason() {
             matches!(
                 e,
                 SegmentError::SizeMismatch {
-                    expected: 8960,
+                    expected: 9088,
                     found: 6000
                 }
             )
@@ -215,6 +215,43 @@ fn corrupt_positions_are_errors() {
         seg.consumer::<Spsc>(),
         Err(SegmentError::CorruptHeader(_))
     ));
+    put(&f, trailer + 384, &8u64.to_ne_bytes()); // head
+    put(&f, trailer + 128, &64u64.to_ne_bytes()); // tail
+    for consumed in [0u64, 12, 72, 8 + 257] {
+        put(&f, trailer + 768, &consumed.to_ne_bytes());
+        assert!(
+            matches!(seg.consumer::<Spsc>(), Err(SegmentError::CorruptHeader(_))),
+            "consumed {consumed}"
+        );
+    }
+    put(&f, trailer + 768, &8u64.to_ne_bytes());
+    assert!(seg.consumer::<Spsc>().is_ok(), "refusals released the end");
+}
+
+/// A consumer killed after delivering records but before publishing head (it may have
+/// zeroed them already): its successor finishes the zeroing, resumes after them, and the
+/// producer gets the space back. Without `Consumed` the zeroed records read as an empty
+/// ring while head says full, for ever.
+#[test]
+fn successor_finishes_a_dead_consumers_read() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let f = file_of(&seg);
+    let trailer = DATA + 256;
+    let mut tx = seg.producer::<Spsc>().unwrap();
+    for i in 0..8u8 {
+        tx.try_write(1, &[i; 24]).unwrap(); // 8 x 32 = the whole ring
+    }
+    assert_eq!(tx.try_write(1, &[9; 24]), Err(WriteError::Full));
+    // The dead consumer delivered the first two records, zeroed the first, and died.
+    put(&f, trailer + 768, &64u64.to_ne_bytes());
+    put(&f, DATA, &[0u8; 32]);
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    let mut got = Vec::new();
+    rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
+    assert_eq!(got, [2, 3, 4, 5, 6, 7]);
+    tx.try_write(1, &[9; 24]).unwrap();
+    rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
+    assert_eq!(got, [2, 3, 4, 5, 6, 7, 9]);
 }
 
 /// Random bytes over the data region while a reader reads, 100,000 rounds: only errors or

@@ -60,6 +60,11 @@ impl Peer {
         self.0.as_mut()?.stdout.as_mut()
     }
 
+    /// Takes the child's piped stdout (for a reader that outlives many lines).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.0.as_mut()?.stdout.take()
+    }
+
     /// Sends SIGKILL and reaps the child.
     pub fn kill(mut self) {
         if let Some(mut c) = self.0.take() {
@@ -199,4 +204,64 @@ macro_rules! dispatch {
             (n, i) => panic!("no channel {n}/{i}"),
         }
     };
+}
+
+/// Creates a channel's receiving end for the cross-process tests: by a unique name, or
+/// anonymous (fds to inherit, `-` as the target) for eventfd. Returns the receiver, the
+/// target a peer attaches to, and the fds to hand over.
+pub fn create_receiver<K, N, I>(
+    notifier: &str,
+    b: &shm_channel::ChannelBuilder,
+) -> (
+    shm_channel::Receiver<K, N, I>,
+    String,
+    Option<shm_channel::Handoff>,
+)
+where
+    K: shm_ring::RingKind,
+    N: shm_channel::ChannelNotifier,
+    I: shm_idle::ParksOn<N> + MakeIdle,
+{
+    if notifier == "eventfd" {
+        let (rx, handoff) = b.anonymous_receiver::<K, N, I>(I::make()).unwrap();
+        (rx, "-".into(), Some(handoff))
+    } else {
+        let name = unique_name("chan");
+        (
+            b.create_receiver::<K, N, I>(&name, I::make()).unwrap(),
+            name,
+            None,
+        )
+    }
+}
+
+/// Starts `exe` (a peer binary) with `args`, handing it `handoff`'s fds, its stdout
+/// piped when asked.
+pub fn spawn_peer(
+    exe: &str,
+    args: &[&str],
+    handoff: Option<&shm_channel::Handoff>,
+    stdout: bool,
+) -> Peer {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    if stdout {
+        cmd.stdout(std::process::Stdio::piped());
+    }
+    if let Some(h) = handoff {
+        h.inherit(&mut cmd);
+    }
+    Peer::spawn(cmd, None)
+}
+
+/// The next line the peer printed (its stdout must be piped), trimmed.
+pub fn read_line(p: &mut Peer) -> String {
+    let out = p.stdout().expect("piped stdout");
+    let mut line = String::new();
+    // One line at a time, unbuffered: the peer may print more later.
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(out, &mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    line.trim().to_owned()
 }

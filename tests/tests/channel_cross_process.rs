@@ -8,42 +8,21 @@
 use shm_channel::{ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError};
 use shm_idle::ParksOn;
 use shm_ring::RingKind;
-use shm_tests::{dispatch, unique_name, verify, MakeIdle, Peer, MAX_BODY};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, MAX_BODY};
 use std::time::{Duration, Instant};
 
 const TOTAL: u64 = 1_000_000;
 const DEADLINE: Duration = Duration::from_secs(300);
 
-/// Creates the receiving end: named, or anonymous (fds to inherit) for eventfd.
 fn create<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     b: &ChannelBuilder,
 ) -> (Receiver<K, N, I>, String, Option<Handoff>) {
-    if notifier == "eventfd" {
-        let (rx, handoff) = b.anonymous_receiver::<K, N, I>(I::make()).unwrap();
-        (rx, "-".into(), Some(handoff))
-    } else {
-        let name = unique_name("chan");
-        (
-            b.create_receiver::<K, N, I>(&name, I::make()).unwrap(),
-            name,
-            None,
-        )
-    }
+    shm_tests::create_receiver(notifier, b)
 }
 
 fn peer(args: &[&str], handoff: Option<&Handoff>, stdout: bool) -> Peer {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel_peer"));
-    cmd.args(args);
-    if stdout {
-        cmd.stdout(Stdio::piped());
-    }
-    if let Some(h) = handoff {
-        h.inherit(&mut cmd);
-    }
-    Peer::spawn(cmd, None)
+    shm_tests::spawn_peer(env!("CARGO_BIN_EXE_channel_peer"), args, handoff, stdout)
 }
 
 fn matrix<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
@@ -133,13 +112,6 @@ matrix_tests! {
     mpsc_eventfd_spin: "mpsc" "eventfd" "spin";
     mpsc_eventfd_backoff: "mpsc" "eventfd" "backoff";
     mpsc_eventfd_epoll: "mpsc" "eventfd" "epoll";
-}
-
-fn read_line(p: &mut Peer) -> String {
-    let out = p.stdout().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    line.trim().to_owned()
 }
 
 /// kill -9 of the reader: the writer's blocked send returns Disconnected within the

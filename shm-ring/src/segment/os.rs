@@ -1,7 +1,7 @@
 //! The operating-system side of a segment: shm_open / memfd, seals, mapping, and the
 //! header that the creator writes and every opener validates.
 
-use super::{process, validate_name, OpenOptions, Segment, SegmentOptions};
+use super::{process, staging, validate_name, OpenOptions, Segment, SegmentOptions};
 use crate::layout::*;
 use crate::sync::{AtomicU64, Ordering, RingMemory};
 use crate::SegmentError;
@@ -288,36 +288,41 @@ impl Segment {
         let path = validate_name(name)?;
         let geometry = opts.geometry()?;
         let mode = Mode::from_bits_truncate(opts.mode);
-        let excl = || {
-            shm_open(
-                path.as_c_str(),
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-                mode,
-            )
-        };
-        let fd = match excl() {
-            Ok(fd) => fd,
-            Err(Errno::EEXIST) if opts.reclaim_stale && Segment::is_stale(name)? => {
-                tracing::warn!(name, "reclaiming a stale segment (its creator is dead)");
-                match shm_unlink(path.as_c_str()) {
-                    Ok(()) | Err(Errno::ENOENT) => {}
-                    Err(e) => return Err(SegmentError::io("shm_unlink", e)),
-                }
-                match excl() {
-                    Ok(fd) => fd,
-                    Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
-                    Err(e) => return Err(SegmentError::io("shm_open", e)),
-                }
-            }
-            Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
-            Err(e) => return Err(SegmentError::io("shm_open", e)),
-        };
-        let guard = UnlinkOnError(Some(&path));
+        // Fail early (the rename below is what makes it exact).
+        match Segment::is_stale(name) {
+            Err(SegmentError::NotFound(_)) => {}
+            Ok(true) if opts.reclaim_stale => {}
+            _ => return Err(SegmentError::AlreadyExists(name.to_owned())),
+        }
+        // Built under a staging name, published by an atomic no-replace rename: the name
+        // never shows a half-initialised segment (see `staging`).
+        staging::sweep();
+        let staged = staging::staging_name();
+        let fd = shm_open(
+            staged.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            mode,
+        )
+        .map_err(|e| SegmentError::io("shm_open", e))?;
+        let guard = UnlinkOnError(Some(&staged));
         fchmod(&fd, mode).map_err(|e| SegmentError::io("fchmod", e))?;
         size_file(&fd, geometry)?;
-        let unlink = opts.unlink_on_drop.then(|| path.clone());
-        let (os, memory) = initialise(fd, Some(name.to_owned()), unlink, opts, geometry)?;
-        std::mem::forget(guard);
+        let (mut os, memory) = initialise(fd, Some(name.to_owned()), None, opts, geometry)?;
+        let mut published = staging::publish(&staged, &path);
+        if published == Err(Errno::EEXIST) && opts.reclaim_stale && Segment::is_stale(name)? {
+            tracing::warn!(name, "reclaiming a stale segment (its creator is dead)");
+            match shm_unlink(path.as_c_str()) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(SegmentError::io("shm_unlink", e)),
+            }
+            published = staging::publish(&staged, &path);
+        }
+        match published {
+            Ok(()) => std::mem::forget(guard),
+            Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
+            Err(e) => return Err(SegmentError::io("renameat2", e)),
+        }
+        os.unlink = opts.unlink_on_drop.then(|| path.clone());
         tracing::debug!(name, capacity = geometry.capacity(), kind = %opts.kind(), "segment created");
         Ok(Segment::from_parts(
             memory,

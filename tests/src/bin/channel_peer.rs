@@ -9,6 +9,17 @@
 //!   fills it with 0xEE, prints `claimed` and sleeps without committing.
 //! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET [N]` — attaches the receiver,
 //!   reads N messages (default 0), prints `ready` and sleeps until killed.
+//! * `channel_peer stream KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender, prints
+//!   `attached`, and sends self-checking messages until killed.
+//! * `channel_peer claim-loop KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender,
+//!   prints `attached`, and until killed claims a self-checking message, writes it in
+//!   two halves with a 20 µs pause between them (so kills land inside claims), commits.
+//! * `channel_peer recv-print KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
+//!   `ready`, then the sequence number of every message it receives, one per line,
+//!   before it returns from the handler (so a printed message may be delivered again to
+//!   a successor if this process dies before the read completes).
+//! * `channel_peer create-hang KIND NOTIFIER IDLE NAME` — creates a named channel
+//!   (receiving end), prints `created` and sleeps until killed.
 //!
 //! Exits 0 on success, 1 with a message on any error.
 
@@ -91,6 +102,112 @@ fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
     Ok(())
 }
 
+fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    target: &str,
+) -> Result<Sender<K, N, I>, String> {
+    let tx = match target {
+        "-" => Sender::inherited(I::make()),
+        name => Sender::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("attached");
+    std::io::stdout().flush().ok();
+    Ok(tx)
+}
+
+/// The message of producer `id` with sequence number `seq`: `[id][encode(..)]`.
+fn message(seed: u64, id: u32, seq: u64, max: usize, rec: &mut Vec<u8>, body: &mut Vec<u8>) {
+    shm_tests::encode(seed, id, seq, max, rec);
+    body.clear();
+    body.extend_from_slice(&id.to_le_bytes());
+    body.extend_from_slice(rec);
+}
+
+fn seed_and_id(args: &[String]) -> Result<(u64, u32), String> {
+    let [_, _, _, _, _, seed, id] = args else {
+        return Err("6 arguments".into());
+    };
+    Ok((
+        seed.parse().map_err(|_| "seed")?,
+        id.parse().map_err(|_| "id")?,
+    ))
+}
+
+fn stream<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let (seed, id) = seed_and_id(args)?;
+    let mut tx: Sender<K, N, I> = attach_sender(&args[4])?;
+    let max = MAX_BODY.min(tx.max_message_len()) - 4;
+    let (mut rec, mut body) = (Vec::new(), Vec::new());
+    for seq in 0.. {
+        message(seed, id, seq, max, &mut rec, &mut body);
+        tx.send(&body).map_err(|e| format!("seq {seq}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn claim_loop<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let (seed, id) = seed_and_id(args)?;
+    let mut tx: Sender<K, N, I> = attach_sender(&args[4])?;
+    let max = MAX_BODY.min(tx.max_message_len()) - 4;
+    let (mut rec, mut body) = (Vec::new(), Vec::new());
+    for seq in 0.. {
+        message(seed, id, seq, max, &mut rec, &mut body);
+        let mut claim = loop {
+            match tx.try_claim(body.len()) {
+                Ok(c) => break c,
+                Err(shm_channel::SendError::Full) => std::thread::yield_now(),
+                Err(e) => return Err(format!("seq {seq}: {e}")),
+            }
+        };
+        let half = body.len() / 2;
+        claim.as_mut_slice()[..half].copy_from_slice(&body[..half]);
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_micros(20) {
+            std::hint::spin_loop();
+        }
+        claim.as_mut_slice()[half..].copy_from_slice(&body[half..]);
+        claim.commit().map_err(|e| format!("seq {seq}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn recv_print<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let mut rx: Receiver<K, N, I> = match args[4].as_str() {
+        "-" => Receiver::inherited(I::make()),
+        name => Receiver::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").and_then(|()| out.flush()).ok();
+    loop {
+        rx.recv(|m| {
+            let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
+            // One write per line, flushed before the read completes.
+            writeln!(out, "{seq}").and_then(|()| out.flush())
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    }
+}
+
+fn create_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let _rx: Receiver<K, N, I> = shm_channel::ChannelBuilder::new()
+        .create_receiver(&args[4], I::make())
+        .map_err(|e| e.to_string())?;
+    println!("created");
+    std::io::stdout().flush().ok();
+    std::thread::sleep(Duration::from_secs(3600));
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 {
@@ -102,6 +219,10 @@ fn main() {
         "send" | "send-hang" => dispatch!(kind, notifier, idle, send(&args)),
         "recv-hang" => dispatch!(kind, notifier, idle, recv_hang(&args)),
         "claim-hang" => dispatch!(kind, notifier, idle, claim_hang(&args)),
+        "stream" => dispatch!(kind, notifier, idle, stream(&args)),
+        "claim-loop" => dispatch!(kind, notifier, idle, claim_loop(&args)),
+        "recv-print" => dispatch!(kind, notifier, idle, recv_print(&args)),
+        "create-hang" => dispatch!(kind, notifier, idle, create_hang(&args)),
         r => Err(format!("unknown role {r}")),
     };
     if let Err(e) = result {

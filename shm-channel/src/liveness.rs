@@ -13,7 +13,14 @@ use shm_ring::Segment;
 const FREE: u32 = 0;
 const OPEN: u32 = 1;
 const CLOSED: u32 = 2;
-const CLAIMING: u32 = 3;
+/// `CLAIMING | pid`: being filled by process `pid`. The claimer's pid is in the state
+/// word itself, so a claimer killed half-way leaves a slot that can be told dead (no
+/// such process) and taken over, not one that looks claimed for ever.
+const CLAIMING: u32 = 1 << 31;
+
+fn claiming(state: u32) -> Option<u32> {
+    (state & CLAIMING != 0).then_some(state & !CLAIMING)
+}
 
 const PID: usize = 0;
 const START_LO: usize = 1;
@@ -42,6 +49,19 @@ fn word(seg: &Segment, at: usize, field: usize) -> &shm_ring::sync::AtomicU32 {
     seg.extension().u32(at + field)
 }
 
+/// Whether process `pid` exists (a claim records no start time: it lasts microseconds).
+fn pid_exists(pid: u32) -> bool {
+    #[cfg(not(shm_loom))]
+    {
+        shm_ring::process::start_time(pid).is_some()
+    }
+    #[cfg(shm_loom)]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 fn fill(seg: &Segment, at: usize) {
     let (pid, start) = me();
     word(seg, at, PID).store(pid, Ordering::Relaxed);
@@ -66,38 +86,78 @@ fn recorded_alive(seg: &Segment, at: usize) -> bool {
     }
 }
 
-/// Whether a slot belongs to a live end (claiming counts as live).
+/// Whether a slot belongs to a live end (a live claimer counts).
 fn alive(seg: &Segment, at: usize) -> bool {
-    match word(seg, at, STATE).load(Ordering::Acquire) {
-        CLAIMING => true,
-        OPEN => recorded_alive(seg, at),
+    let state = word(seg, at, STATE).load(Ordering::Acquire);
+    match (state, claiming(state)) {
+        (_, Some(pid)) => pid_exists(pid),
+        (OPEN, None) => recorded_alive(seg, at),
         _ => false,
     }
 }
 
+/// The (pid, start time) recorded in a slot.
+fn recorded(seg: &Segment, at: usize) -> (u32, u32, u32) {
+    (
+        word(seg, at, PID).load(Ordering::Relaxed),
+        word(seg, at, START_LO).load(Ordering::Relaxed),
+        word(seg, at, START_HI).load(Ordering::Relaxed),
+    )
+}
+
+/// Takes a slot whose process died: an OPEN one it never closed (killed), or one it was
+/// claiming when it was killed. Another process may take the same slot first and refill
+/// it; then the recorded identity differs after our CAS, and we hand the slot back
+/// (unless its owner closed it since).
+fn take_dead(seg: &Segment, at: usize) -> bool {
+    let state = word(seg, at, STATE);
+    let cur = state.load(Ordering::Acquire);
+    let dead = match (cur, claiming(cur)) {
+        (_, Some(pid)) => !pid_exists(pid),
+        (OPEN, None) => !recorded_alive(seg, at),
+        _ => false,
+    };
+    if !dead {
+        return false;
+    }
+    let identity = recorded(seg, at);
+    let mine = CLAIMING | me().0;
+    if state
+        .compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    if claiming(cur).is_some() || recorded(seg, at) == identity {
+        return true;
+    }
+    let _ = state.compare_exchange(mine, OPEN, Ordering::AcqRel, Ordering::Relaxed);
+    false
+}
+
 impl Slot {
-    /// Claims a writer slot (a free or closed one).
+    /// Claims a writer slot: a free or closed one, else one whose process died.
     pub(crate) fn writer(seg: &Segment) -> Result<Slot, ChannelError> {
-        for i in 0..WRITER_SLOTS {
-            let at = WRITER_SLOTS_AT + i * SLOT_WORDS;
-            let state = word(seg, at, STATE);
-            for from in [FREE, CLOSED] {
-                if state
-                    .compare_exchange(from, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+        let slots = || (0..WRITER_SLOTS).map(|i| WRITER_SLOTS_AT + i * SLOT_WORDS);
+        let claim = |at: usize| {
+            [FREE, CLOSED].iter().any(|&from| {
+                word(seg, at, STATE)
+                    .compare_exchange(from, CLAIMING | me().0, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
-                {
-                    fill(seg, at);
-                    seg.extension()
-                        .u32(WRITERS_EVER)
-                        .store(1, Ordering::Release);
-                    return Ok(Slot {
-                        segment: seg.clone(),
-                        at,
-                    });
-                }
-            }
-        }
-        Err(ChannelError::TooManyWriters(WRITER_SLOTS))
+            })
+        };
+        let at = slots()
+            .find(|&at| claim(at))
+            .or_else(|| slots().find(|&at| take_dead(seg, at)))
+            .ok_or(ChannelError::TooManyWriters(WRITER_SLOTS))?;
+        fill(seg, at);
+        seg.extension()
+            .u32(WRITERS_EVER)
+            .store(1, Ordering::Release);
+        Ok(Slot {
+            segment: seg.clone(),
+            at,
+        })
     }
 
     /// Claims the reader slot, unless a live reader holds it.
@@ -105,12 +165,15 @@ impl Slot {
         let at = READER_SLOT;
         let state = word(seg, at, STATE);
         let cur = state.load(Ordering::Acquire);
-        if cur == CLAIMING || (cur == OPEN && recorded_alive(seg, at)) {
+        let taken = match cur {
+            FREE | CLOSED => state
+                .compare_exchange(cur, CLAIMING | me().0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok(),
+            _ => take_dead(seg, at),
+        };
+        if !taken {
             return Err(ChannelError::ReaderAttached);
         }
-        state
-            .compare_exchange(cur, CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
-            .map_err(|_| ChannelError::ReaderAttached)?;
         fill(seg, at);
         Ok(Slot {
             segment: seg.clone(),
@@ -154,7 +217,9 @@ pub(crate) fn writers_closed(seg: &Segment) -> bool {
 /// attached: messages wait for it.
 pub(crate) fn reader_gone(seg: &Segment) -> bool {
     let state = word(seg, READER_SLOT, STATE).load(Ordering::Acquire);
-    state == CLOSED || (state == OPEN && !recorded_alive(seg, READER_SLOT))
+    state == CLOSED
+        || (state == OPEN && !recorded_alive(seg, READER_SLOT))
+        || claiming(state).is_some_and(|pid| !pid_exists(pid))
 }
 
 /// Some writer attached once and none is alive now.

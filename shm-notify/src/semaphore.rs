@@ -3,6 +3,14 @@
 //! the value cannot overflow); `wait` takes one unit with `sem_clockwait` on
 //! CLOCK_MONOTONIC (nanosecond deadline, immune to wall-clock jumps), then takes any
 //! extra units so one wait consumes every pending notification.
+//!
+//! The `sem_t` lives in memory the peer can write, and glibc aborts the whole process
+//! when the futex call under a semaphore fails in a way it does not expect, which a
+//! `sem_t` with a garbage "private" word provokes. So on glibc every call first checks
+//! that word (it must hold what `sem_init(pshared = 1)` left there) and returns
+//! `InvalidData` otherwise. A peer that rewrites it between that check and glibc's own
+//! read can still abort us: with untrusted peers, prefer the futex notifier, whose
+//! every failure is an error code.
 
 use crate::deadline;
 use crate::{Notifier, Wait};
@@ -71,7 +79,38 @@ impl Semaphore {
         }
     }
 
+    /// glibc (64-bit): `struct new_sem { u64 data; int private; int pad; }`; for a
+    /// process-shared semaphore `private` is glibc's FUTEX_SHARED, which is 128
+    /// (FUTEX_PRIVATE_FLAG: glibc XORs it into the futex op, cancelling the flag).
+    #[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+    fn check_shared(&self) -> io::Result<()> {
+        const _: () = assert!(SEM_SIZE >= 16);
+        #[allow(clippy::disallowed_types)] // a word of glibc's sem_t, not our protocol
+        // SAFETY: the sem_t is at least 16 bytes and 8-aligned (constructor contract), so
+        // its `private` int at offset 8 is in bounds and aligned; peers write it only
+        // through glibc's (atomic) semaphore calls, or as garbage, which we check for.
+        let private = unsafe {
+            std::sync::atomic::AtomicI32::from_ptr(self.sem.as_ptr().cast::<i32>().add(2))
+        }
+        .load(std::sync::atomic::Ordering::Relaxed);
+        const SHARED: i32 = 128;
+        if private != SHARED {
+            tracing::warn!(private, "semaphore state is corrupt");
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("semaphore is corrupt (private word {private}, expected {SHARED})"),
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(all(target_env = "gnu", target_pointer_width = "64")))]
+    fn check_shared(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn value(&self) -> io::Result<libc::c_int> {
+        self.check_shared()?;
         let mut v = 0;
         // SAFETY: a live semaphore (constructor contract) and a valid out-pointer.
         if unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut v) } == -1 {
@@ -80,10 +119,17 @@ impl Semaphore {
         Ok(v)
     }
 
-    /// Takes every unit left without blocking.
+    /// Takes the units left without blocking: normally none or one (`notify` posts only
+    /// at 0). At most 64, so a garbage value of two billion costs spurious wake-ups
+    /// rather than a two-billion-step loop.
     fn drain(&self) {
-        // SAFETY: a live semaphore (constructor contract).
-        while unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {}
+        for _ in 0..64 {
+            // SAFETY: a live semaphore (constructor contract).
+            if self.check_shared().is_err() || unsafe { libc::sem_trywait(self.sem.as_ptr()) } != 0
+            {
+                return;
+            }
+        }
     }
 }
 
@@ -93,6 +139,7 @@ impl Notifier for Semaphore {
         if self.value()? > 0 {
             return Ok(());
         }
+        self.check_shared()?;
         // SAFETY: a live semaphore (constructor contract).
         if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
             let e = io::Error::last_os_error();
@@ -107,6 +154,7 @@ impl Notifier for Semaphore {
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
         let deadline = timeout.map(deadline::after);
         loop {
+            self.check_shared()?;
             let r = match &deadline {
                 // SAFETY: a live semaphore and a live timespec.
                 Some(d) => unsafe {

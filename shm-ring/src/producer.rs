@@ -229,6 +229,9 @@ impl<K: RingKind> Producer<K> {
         let tail_counter = self.memory.counter(Counter::Tail);
         let (index, pad) = loop {
             let tail = tail_counter.load(Ordering::Acquire);
+            if tail % HEADER_LEN as u64 != 0 {
+                return Err(WriteError::Corrupt(format!("tail {tail} is not 8-aligned")));
+            }
             let (index, pad) = self.needed(tail, size);
             let need = (pad + size) as u64;
             let mut head = self

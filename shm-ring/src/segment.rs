@@ -20,7 +20,9 @@ mod name;
 mod os;
 #[cfg(not(shm_loom))]
 pub mod process;
+#[cfg(not(shm_loom))]
 mod staging;
+#[cfg(not(shm_loom))]
 pub use staging::STAGING_PREFIX;
 
 #[cfg(not(shm_loom))]

@@ -254,8 +254,9 @@ fn successor_finishes_a_dead_consumers_read() {
     assert_eq!(got, [2, 3, 4, 5, 6, 7, 9]);
 }
 
-/// Random bytes over the data region while a reader reads, 100,000 rounds: only errors or
-/// messages, never a panic or an out-of-bounds access.
+/// Random bytes over the data region while a reader reads, 100,000 rounds (or
+/// `SHM_FUZZ_ROUNDS`, as `cargo xtask fuzz` sets): only errors or messages, never a
+/// panic or an out-of-bounds access.
 #[test]
 fn random_garbage_never_panics() {
     let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
@@ -263,7 +264,11 @@ fn random_garbage_never_panics() {
     let mut rx = seg.consumer::<Spsc>().unwrap();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut outcomes = [0usize; 2];
-    for _ in 0..100_000 {
+    let rounds: u64 = std::env::var("SHM_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    for _ in 0..rounds {
         let mut junk = [0u8; 64];
         for b in junk.iter_mut() {
             x ^= x << 13;

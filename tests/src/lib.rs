@@ -60,6 +60,13 @@ impl Peer {
         self.0.as_mut()?.stdout.as_mut()
     }
 
+    /// The exit status if the child has exited (it is reaped then), else `None`.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let status = self.0.as_mut()?.try_wait().expect("try_wait")?;
+        self.0 = None;
+        Some(status)
+    }
+
     /// Takes the child's piped stdout (for a reader that outlives many lines).
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.0.as_mut()?.stdout.take()
@@ -95,6 +102,58 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
         (h ^ b as u32).wrapping_mul(0x0100_0193)
     })
+}
+
+/// xorshift64 for the randomised tests; `seed_from_env(VAR)` seeds it from `VAR` (to
+/// replay a failure) or from the clock, and says which.
+#[derive(Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the environment variable `var` if set, else from the clock; prints
+    /// the seed under `what`.
+    pub fn seed_from_env(var: &str, what: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock after 1970");
+                t.as_nanos() as u64 ^ std::process::id() as u64
+            });
+        eprintln!("{what}: {var}={seed}");
+        Rng(seed | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform-ish in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.bits() % n
+    }
+}
+
+/// The channel tests' message from producer `id`: `[id: u32][encode(seed, id, seq)]`,
+/// built in `body` (`rec` is scratch).
+pub fn encode_message(
+    seed: u64,
+    id: u32,
+    seq: u64,
+    max: usize,
+    rec: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+) {
+    encode(seed, id, seq, max, rec);
+    body.clear();
+    body.extend_from_slice(&id.to_le_bytes());
+    body.extend_from_slice(rec);
 }
 
 /// Shortest record body: sequence number plus checksum.

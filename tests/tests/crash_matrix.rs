@@ -11,7 +11,7 @@ use shm_channel::{
 };
 use shm_idle::ParksOn;
 use shm_ring::RingKind;
-use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, MAX_BODY};
+use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, Rng, MAX_BODY};
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
@@ -28,33 +28,20 @@ fn rounds() -> usize {
         .unwrap_or(200)
 }
 
-/// xorshift64, seeded per test (printed, so a failure can be replayed).
-struct Rng(u64);
+/// Random choices of a test, seeded by `SHM_CRASH_SEED` (printed, to replay a failure).
+struct Choices(Rng);
 
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("SHM_CRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                let t = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap();
-                t.as_nanos() as u64 ^ std::process::id() as u64
-            });
-        eprintln!("{test}: SHM_CRASH_SEED={seed}");
-        Rng(seed | 1)
+impl Choices {
+    fn new(test: &str) -> Choices {
+        Choices(Rng::seed_from_env("SHM_CRASH_SEED", test))
     }
 
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn bits(&mut self) -> u64 {
+        self.0.bits()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -139,13 +126,13 @@ impl Checker {
 /// then `Disconnected`.
 #[test]
 fn writer_killed_at_random_points() {
-    let mut rng = Rng::new("writer_killed_at_random_points");
+    let mut rng = Choices::new("writer_killed_at_random_points");
     let (mut total, mut slowest) = (0u64, Duration::ZERO);
     for round in 0..rounds() {
         let kind = rng.pick(&["spsc", "mpsc"]);
         let (notifier, idle) = rng.combo(ALL);
         let (kill_after, reading) = (rng.micros(15_000), rng.below(2) == 0);
-        let seed = rng.next();
+        let seed = rng.bits();
         let what = format!("round {round}: {kind}/{notifier}/{idle}");
         let (n, took) = dispatch!(
             kind,
@@ -168,11 +155,7 @@ fn writer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     seed: u64,
 ) -> Result<(u64, Duration), String> {
     let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>(notifier, &builder());
-    let kind = if K::KIND == shm_ring::Kind::Spsc {
-        "spsc"
-    } else {
-        "mpsc"
-    };
+    let kind = kind_name::<K>();
     let mut w = peer(
         &[
             "stream",
@@ -207,18 +190,50 @@ fn writer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     Ok((checker.next[0], t.elapsed()))
 }
 
+/// More writers killed than there are writer slots: a dead writer's slot is taken over,
+/// so writers can keep coming back, and the reader still learns when all are gone.
+#[test]
+fn killed_writers_free_their_slots() {
+    dispatch!("mpsc", "futex", "backoff", killed_writers());
+}
+
+fn killed_writers<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
+    let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>("futex", &builder());
+    let mut checker = Checker::new(7, 24, rx.max_message_len());
+    for id in 0..24u32 {
+        let id_s = id.to_string();
+        let mut w = peer(
+            &["stream", "mpsc", "futex", "backoff", &target, "7", &id_s],
+            handoff.as_ref(),
+        );
+        assert_eq!(read_line(&mut w), "attached", "writer {id} (16 slots)");
+        for _ in 0..10 {
+            rx.recv_timeout(WAIT, |m| checker.check(m))
+                .unwrap()
+                .unwrap();
+        }
+        w.kill();
+    }
+    checker.drain(&mut rx).unwrap();
+    assert!(
+        checker.next.iter().sum::<u64>() >= 240,
+        "{:?}",
+        checker.next
+    );
+}
+
 /// MPSC producer killed at random points of a claim-write-commit loop (often between
 /// claim and commit): the reader is never blocked for good (the claim is skipped after
 /// `unblock_after`), the other producer's messages all arrive, and a half-written
 /// message is never delivered.
 #[test]
 fn mpsc_claimer_killed_at_random_points() {
-    let mut rng = Rng::new("mpsc_claimer_killed_at_random_points");
+    let mut rng = Choices::new("mpsc_claimer_killed_at_random_points");
     let mut claimed = 0u64;
     for round in 0..rounds() {
         let (notifier, idle) = rng.combo(ALL);
         let kill_after = rng.micros(10_000);
-        let seed = rng.next();
+        let seed = rng.bits();
         let what = format!("round {round}: mpsc/{notifier}/{idle}");
         claimed += dispatch!(
             "mpsc",
@@ -288,7 +303,7 @@ fn claimer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
 /// never hang.
 #[test]
 fn reader_killed_at_random_points() {
-    let mut rng = Rng::new("reader_killed_at_random_points");
+    let mut rng = Choices::new("reader_killed_at_random_points");
     let mut slowest = Duration::ZERO;
     for round in 0..rounds() {
         let kind = rng.pick(&["spsc", "mpsc"]);
@@ -310,24 +325,42 @@ fn reader_killed_at_random_points() {
     assert!(slowest < DETECT * 25, "slowest {slowest:?}");
 }
 
+/// A named channel's sender here, its `recv-print` reader process (attached), its name.
+type SenderAndReader<K, N, I> = (Sender<K, N, I>, Peer, String);
+
+/// A named channel: its sender here, and a `recv-print` reader process, attached.
+fn sender_and_reader<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    notifier: &str,
+    idle: &str,
+) -> Result<SenderAndReader<K, N, I>, String> {
+    let name = unique_name("crashrx");
+    let tx: Sender<K, N, I> = builder()
+        .create_sender(&name, I::make())
+        .map_err(|e| e.to_string())?;
+    let mut reader = peer(
+        &["recv-print", kind_name::<K>(), notifier, idle, &name],
+        None,
+    );
+    if read_line(&mut reader) != "ready" {
+        return Err("reader did not attach".into());
+    }
+    Ok((tx, reader, name))
+}
+
+fn kind_name<K: RingKind>() -> &'static str {
+    if K::KIND == shm_ring::Kind::Spsc {
+        "spsc"
+    } else {
+        "mpsc"
+    }
+}
+
 fn reader_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,
 ) -> Result<Duration, String> {
-    let name = unique_name("crashrx");
-    let mut tx: Sender<K, N, I> = builder()
-        .create_sender(&name, I::make())
-        .map_err(|e| e.to_string())?;
-    let kind = if K::KIND == shm_ring::Kind::Spsc {
-        "spsc"
-    } else {
-        "mpsc"
-    };
-    let mut reader = peer(&["recv-print", kind, notifier, idle, &name], None);
-    if read_line(&mut reader) != "ready" {
-        return Err("reader did not attach".into());
-    }
+    let (mut tx, reader, _) = sender_and_reader::<K, N, I>(notifier, idle)?;
     // Its output is never read: once the pipe is full the reader stalls and the ring
     // fills, so some kills find the writer parked.
     let killer = std::thread::spawn(move || {
@@ -354,7 +387,7 @@ fn reader_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
 /// one whose read the dead reader had not completed (printed, head not yet published).
 #[test]
 fn reader_restarted_after_random_kills() {
-    let mut rng = Rng::new("reader_restarted_after_random_kills");
+    let mut rng = Choices::new("reader_restarted_after_random_kills");
     let mut redelivered = 0;
     for round in 0..rounds() {
         let kind = rng.pick(&["spsc", "mpsc"]);
@@ -380,19 +413,7 @@ fn restart_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     idle: &str,
     kill_after: Duration,
 ) -> Result<u32, String> {
-    let name = unique_name("restart");
-    let mut tx: Sender<K, N, I> = builder()
-        .create_sender(&name, I::make())
-        .map_err(|e| e.to_string())?;
-    let kind = if K::KIND == shm_ring::Kind::Spsc {
-        "spsc"
-    } else {
-        "mpsc"
-    };
-    let mut old = peer(&["recv-print", kind, notifier, idle, &name], None);
-    if read_line(&mut old) != "ready" {
-        return Err("reader did not attach".into());
-    }
+    let (mut tx, mut old, name) = sender_and_reader::<K, N, I>(notifier, idle)?;
     let out = old.take_stdout().unwrap();
     let printed = std::thread::spawn(move || {
         let mut last = None::<u64>;
@@ -468,7 +489,7 @@ fn restart_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
 /// is never stale nor reclaimed.
 #[test]
 fn creator_killed_at_random_points() {
-    let mut rng = Rng::new("creator_killed_at_random_points");
+    let mut rng = Choices::new("creator_killed_at_random_points");
     let mut stale = 0;
     for round in 0..rounds() {
         let (notifier, idle) = rng.combo(NAMED);

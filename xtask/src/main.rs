@@ -1,8 +1,13 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 //!
 //! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), the workspace tests,
-//!   the loom suite, and that no test left a segment in /dev/shm.
+//!   the loom suite, a benchmark smoke row, a 60 s soak, and that nothing was left in
+//!   /dev/shm (test segments, FIFOs, ledgers, staging files).
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir.
+//! * `fuzz [--rounds N]` — the hostile-memory tests (ring and channel) in release mode
+//!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
+//! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
+//!   N seconds (default 60, as CI runs it), counting every message end to end.
 //! * `bench [--full] [--filter TEXT] [--json] [--same-cpu]` — the cross-process matrix
 //!   (`shm-bench`, built in release mode); `bench --micro` — the criterion benchmarks.
 
@@ -34,11 +39,19 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci(),
         "loom" => loom(flag("--deep")),
+        "fuzz" => match number(rest, "--rounds", 5_000_000) {
+            Ok(n) => fuzz(n),
+            Err(e) => Err(e),
+        },
+        "soak" => match number(rest, "--seconds", 60) {
+            Ok(n) => soak(n),
+            Err(e) => Err(e),
+        },
         "bench" if flag("--micro") => micro(flag("--full")),
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | loom [--deep] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -53,6 +66,19 @@ fn main() -> ExitCode {
             eprintln!("xtask {task}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The value of `--name N` in `args`, or `default`; anything else is an error.
+fn number(args: &[String], name: &str, default: u64) -> Result<u64> {
+    match args {
+        [] => Ok(default),
+        [flag, value] if flag == name => value
+            .parse()
+            .map_err(|_| format!("{name} needs a number, got {value:?}")),
+        other => Err(format!(
+            "unexpected arguments {other:?} (expected {name} N)"
+        )),
     }
 }
 
@@ -87,7 +113,9 @@ fn test_segments() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
         .map(|dir| {
             dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with(TEST_SEGMENT_PREFIX))
+                .filter(|n| {
+                    n.starts_with(TEST_SEGMENT_PREFIX) || n.starts_with(shm_ring::STAGING_PREFIX)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -114,6 +142,7 @@ fn ci() -> Result {
     loom(false)?;
     // The benchmark harness must keep working: one fast row, end to end.
     bench(&["--filter".into(), "pingpong/kernel/pipe".into()])?;
+    soak(60)?;
     let left: Vec<_> = test_segments().difference(&before).cloned().collect();
     if !left.is_empty() {
         return Err(format!("tests left segments in /dev/shm: {left:?}"));
@@ -136,6 +165,33 @@ fn loom(deep: bool) -> Result {
         cmd.env("SHM_LOOM_DEEP", "1");
     }
     run(if deep { "loom (deep)" } else { "loom" }, cmd)
+}
+
+/// The hostile-memory tests, optimised, with `rounds` rounds each.
+fn fuzz(rounds: u64) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "-p", "shm-ring", "-p", "shm-tests"])
+        .args(["--test", "hostile", "--test", "hostile_channel"])
+        .args(["--", "--nocapture"])
+        .env("SHM_FUZZ_ROUNDS", rounds.to_string());
+    run(&format!("fuzz ({rounds} rounds)"), cmd)
+}
+
+/// The soak: the tests crate's `soak` binary for `seconds`.
+fn soak(seconds: u64) -> Result {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "shm-tests",
+        "--bin",
+        "soak",
+        "--",
+    ])
+    .arg(seconds.to_string());
+    run(&format!("soak ({seconds} s)"), cmd)
 }
 
 /// The cross-process matrix: builds `shm-bench` in release mode and runs it (through

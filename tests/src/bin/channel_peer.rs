@@ -50,10 +50,7 @@ fn send<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     let max = MAX_BODY.min(tx.max_message_len()) - 4;
     let (mut rec, mut body) = (Vec::new(), Vec::new());
     for seq in 0..count {
-        shm_tests::encode(seed, id, seq, max, &mut rec);
-        body.clear();
-        body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&rec);
+        shm_tests::encode_message(seed, id, seq, max, &mut rec, &mut body);
         tx.send(&body).map_err(|e| format!("seq {seq}: {e}"))?;
         if seq % 100_000 == 99_999 {
             std::thread::sleep(Duration::from_millis(3));
@@ -115,34 +112,52 @@ fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + M
     Ok(tx)
 }
 
-/// The message of producer `id` with sequence number `seq`: `[id][encode(..)]`.
-fn message(seed: u64, id: u32, seq: u64, max: usize, rec: &mut Vec<u8>, body: &mut Vec<u8>) {
-    shm_tests::encode(seed, id, seq, max, rec);
-    body.clear();
-    body.extend_from_slice(&id.to_le_bytes());
-    body.extend_from_slice(rec);
+/// A writer of the `stream` and `claim-loop` roles: attached sender, its seed and id,
+/// the longest record body, and scratch buffers.
+struct Writer<K: RingKind, N: shm_channel::ChannelNotifier, I> {
+    tx: Sender<K, N, I>,
+    seed: u64,
+    id: u32,
+    max: usize,
+    rec: Vec<u8>,
+    body: Vec<u8>,
 }
 
-fn seed_and_id(args: &[String]) -> Result<(u64, u32), String> {
-    let [_, _, _, _, _, seed, id] = args else {
-        return Err("6 arguments".into());
-    };
-    Ok((
-        seed.parse().map_err(|_| "seed")?,
-        id.parse().map_err(|_| "id")?,
-    ))
+impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Writer<K, N, I> {
+    fn attach(args: &[String]) -> Result<Self, String> {
+        let [_, _, _, _, target, seed, id] = args else {
+            return Err("6 arguments".into());
+        };
+        let (seed, id) = (
+            seed.parse().map_err(|_| "seed")?,
+            id.parse().map_err(|_| "id")?,
+        );
+        let tx: Sender<K, N, I> = attach_sender(target)?;
+        let max = MAX_BODY.min(tx.max_message_len()) - 4;
+        Ok(Writer {
+            tx,
+            seed,
+            id,
+            max,
+            rec: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// Builds message `seq` in `self.body`.
+    fn message(&mut self, seq: u64) {
+        let (seed, id, max) = (self.seed, self.id, self.max);
+        shm_tests::encode_message(seed, id, seq, max, &mut self.rec, &mut self.body);
+    }
 }
 
 fn stream<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
-    let (seed, id) = seed_and_id(args)?;
-    let mut tx: Sender<K, N, I> = attach_sender(&args[4])?;
-    let max = MAX_BODY.min(tx.max_message_len()) - 4;
-    let (mut rec, mut body) = (Vec::new(), Vec::new());
+    let mut w = Writer::<K, N, I>::attach(args)?;
     for seq in 0.. {
-        message(seed, id, seq, max, &mut rec, &mut body);
-        tx.send(&body).map_err(|e| format!("seq {seq}: {e}"))?;
+        w.message(seq);
+        w.tx.send(&w.body).map_err(|e| format!("seq {seq}: {e}"))?;
     }
     Ok(())
 }
@@ -150,14 +165,12 @@ fn stream<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle
 fn claim_loop<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
-    let (seed, id) = seed_and_id(args)?;
-    let mut tx: Sender<K, N, I> = attach_sender(&args[4])?;
-    let max = MAX_BODY.min(tx.max_message_len()) - 4;
-    let (mut rec, mut body) = (Vec::new(), Vec::new());
+    let mut w = Writer::<K, N, I>::attach(args)?;
     for seq in 0.. {
-        message(seed, id, seq, max, &mut rec, &mut body);
+        w.message(seq);
+        let body = &w.body;
         let mut claim = loop {
-            match tx.try_claim(body.len()) {
+            match w.tx.try_claim(body.len()) {
                 Ok(c) => break c,
                 Err(shm_channel::SendError::Full) => std::thread::yield_now(),
                 Err(e) => return Err(format!("seq {seq}: {e}")),

@@ -37,13 +37,20 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         mut handler: impl FnMut(&[u8]),
     ) -> Result<usize, RecvError> {
         let n = self.read(limit, &mut handler)?;
-        if n == 0
-            && liveness::writers_closed(&self.link.segment)
-            && self.read(limit, &mut handler)? == 0
-        {
-            return Err(RecvError::Disconnected);
+        if n > 0 || !liveness::writers_closed(&self.link.segment) {
+            return Ok(n);
         }
-        Ok(n)
+        // Every writer closed: deliver what they committed, skipping a claim left open
+        // by one that died before (no one is left to commit it), then Disconnected.
+        loop {
+            let n = self.read(limit, &mut handler)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !self.consumer.repair_abandoned().map_err(read_error)? {
+                return Err(RecvError::Disconnected);
+            }
+        }
     }
 
     /// Receives one message into `f` if one is there; never blocks.
@@ -151,6 +158,13 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 // Everything committed before they left is visible now: drain it first.
                 if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
                     return Ok(out.expect("handler ran"));
+                }
+                // A claim still open at head belongs to a writer that died: no one is
+                // left to commit it, so skip it now (not after `unblock_after`) and
+                // deliver what other writers committed behind it.
+                if self.consumer.repair_abandoned().map_err(read_error)? {
+                    tracing::warn!("skipped a claim left open by a writer that died");
+                    continue;
                 }
                 tracing::debug!("all senders gone: disconnected");
                 return Err(RecvError::Disconnected);

@@ -347,6 +347,18 @@ impl Consumer<Mpsc> {
 }
 
 impl<K: RingKind> Consumer<K> {
+    /// For code generic over the ring kind, once every producer is known to be gone
+    /// (closed or dead): skips a claim left open at head at once, as no one remains who
+    /// could commit it. MPSC: [`Consumer::<Mpsc>::unblock`]; SPSC: `Ok(false)` (its
+    /// producer's unfinished record is abandoned with the ring).
+    pub fn repair_abandoned(&mut self) -> Result<bool, ReadError> {
+        if K::KIND == crate::Kind::Mpsc {
+            self.unblock_any()
+        } else {
+            Ok(false)
+        }
+    }
+
     /// Generic form of [`Consumer::<Mpsc>::unblock_stalled`] for code generic over the
     /// ring kind. An SPSC ring has no claims of other producers to repair (its single
     /// producer's unfinished record can only be abandoned with the ring), so there it

@@ -222,6 +222,37 @@ fn killed_writers<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
     );
 }
 
+/// The round the matrix once failed, made deterministic: a producer dies holding a claim,
+/// another sends 300 messages behind it and leaves. With every writer gone the reader
+/// must skip the abandoned claim at once and deliver the 300, not report `Disconnected`
+/// over them (the timed unblock is set far beyond the test).
+#[test]
+fn writers_gone_behind_an_open_claim_still_deliver() {
+    dispatch!("mpsc", "futex", "backoff", open_claim_then_gone());
+}
+
+fn open_claim_then_gone<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
+    // Room for all 300 behind the claim: nothing can be read until it is skipped.
+    let b = builder()
+        .capacity(1 << 18)
+        .unblock_after(Duration::from_secs(3600));
+    let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>("futex", &b);
+    let mut claimer = peer(
+        &["claim-hang", "mpsc", "futex", "backoff", &target],
+        handoff.as_ref(),
+    );
+    assert_eq!(read_line(&mut claimer), "claimed");
+    let steady = peer(
+        &["send", "mpsc", "futex", "backoff", &target, "300", "5", "0"],
+        handoff.as_ref(),
+    );
+    assert!(steady.wait_timeout(WAIT).success());
+    claimer.kill();
+    let mut checker = Checker::new(5, 1, rx.max_message_len());
+    checker.drain(&mut rx).unwrap();
+    assert_eq!(checker.next[0], 300, "messages behind the abandoned claim");
+}
+
 /// MPSC producer killed at random points of a claim-write-commit loop (often between
 /// claim and commit): the reader is never blocked for good (the claim is skipped after
 /// `unblock_after`), the other producer's messages all arrive, and a half-written
@@ -262,19 +293,23 @@ fn claimer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     if read_line(&mut claimer) != "attached" {
         return Err("claimer did not attach".into());
     }
-    let steady = peer(
+    // Attached before the kill: else the reader may rightly see every writer gone.
+    let mut steady = peer(
         &[
-            "send",
+            "stream",
             "mpsc",
             notifier,
             idle,
             &target,
-            &STEADY.to_string(),
             &seed_s,
             "0",
+            &STEADY.to_string(),
         ],
         handoff.as_ref(),
     );
+    if read_line(&mut steady) != "attached" {
+        return Err("steady producer did not attach".into());
+    }
     let mut checker = Checker::new(seed, 2, rx.max_message_len());
     let kill_at = Instant::now() + kill_after;
     while Instant::now() < kill_at {
@@ -449,8 +484,17 @@ fn restart_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     let mut rx: Receiver<K, N, I> =
         Receiver::open(&name, I::make()).map_err(|e| format!("new reader: {e}"))?;
     let seq = |m: &[u8]| u64::from_le_bytes(m[4..12].try_into().unwrap());
-    let first = rx.recv_timeout(WAIT, seq).map_err(|e| e.to_string())?;
     let resume = last.map_or(0, |l| l + 1);
+    if resume == sent {
+        // The dead reader got everything (its unfinished consumption was completed by
+        // the new one): give the new reader something to resume with.
+        tx.send_timeout(&body(sent), WAIT)
+            .map_err(|e| format!("send to the new reader: {e}"))?;
+        sent += 1;
+    }
+    let first = rx
+        .recv_timeout(WAIT, seq)
+        .map_err(|e| format!("first message ({sent} sent, {last:?} printed): {e}"))?;
     if first > resume {
         return Err(format!(
             "lost {}..{first}: the dead reader printed up to {last:?}",

@@ -9,8 +9,8 @@
 //!   fills it with 0xEE, prints `claimed` and sleeps without committing.
 //! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET [N]` — attaches the receiver,
 //!   reads N messages (default 0), prints `ready` and sleeps until killed.
-//! * `channel_peer stream KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender, prints
-//!   `attached`, and sends self-checking messages until killed.
+//! * `channel_peer stream KIND NOTIFIER IDLE TARGET SEED ID [COUNT]` — attaches a sender,
+//!   prints `attached`, and sends self-checking messages until killed (or COUNT of them).
 //! * `channel_peer claim-loop KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender,
 //!   prints `attached`, and until killed claims a self-checking message, writes it in
 //!   two halves with a 20 µs pause between them (so kills land inside claims), commits.
@@ -125,8 +125,8 @@ struct Writer<K: RingKind, N: shm_channel::ChannelNotifier, I> {
 
 impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Writer<K, N, I> {
     fn attach(args: &[String]) -> Result<Self, String> {
-        let [_, _, _, _, target, seed, id] = args else {
-            return Err("6 arguments".into());
+        let [_, _, _, _, target, seed, id, ..] = args else {
+            return Err("at least 6 arguments".into());
         };
         let (seed, id) = (
             seed.parse().map_err(|_| "seed")?,
@@ -155,7 +155,11 @@ fn stream<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle
     args: &[String],
 ) -> Result<(), String> {
     let mut w = Writer::<K, N, I>::attach(args)?;
-    for seq in 0.. {
+    let count = match args.get(7) {
+        Some(c) => c.parse().map_err(|_| "count")?,
+        None => u64::MAX,
+    };
+    for seq in 0..count {
         w.message(seq);
         w.tx.send(&w.body).map_err(|e| format!("seq {seq}: {e}"))?;
     }

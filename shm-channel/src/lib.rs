@@ -30,6 +30,8 @@
 
 mod builder;
 mod error;
+#[cfg(not(shm_loom))]
+mod inspect;
 mod layout;
 mod link;
 mod liveness;
@@ -46,8 +48,11 @@ pub use builder::{
     channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT, DEFAULT_UNBLOCK_AFTER,
 };
 pub use error::{ChannelError, RecvError, SendError};
+#[cfg(not(shm_loom))]
+pub use inspect::{channel_names, inspect, ChannelInfo};
 pub use layout::Direction;
 pub use link::Stats;
+pub use liveness::EndState;
 pub use notifiers::{Attach, ChannelNotifier};
 #[cfg(not(shm_loom))]
 pub use open::Handoff;

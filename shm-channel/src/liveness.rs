@@ -229,3 +229,54 @@ pub(crate) fn writers_gone(seg: &Segment) -> bool {
     }
     !(0..WRITER_SLOTS).any(|i| alive(seg, WRITER_SLOTS_AT + i * SLOT_WORDS))
 }
+
+/// What a liveness slot says, for inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndState {
+    /// Never used.
+    Free,
+    /// Held by process `pid`; `alive` says whether it still runs (pid and start time).
+    Open {
+        /// The holder's pid.
+        pid: u32,
+        /// Whether that process still runs.
+        alive: bool,
+    },
+    /// Closed by its holder.
+    Closed,
+    /// Being claimed by process `pid` (a claimer killed half-way leaves this).
+    Claiming {
+        /// The claimer's pid.
+        pid: u32,
+        /// Whether that process exists.
+        alive: bool,
+    },
+    /// A value no end writes: the memory is corrupt.
+    Corrupt(u32),
+}
+
+/// Reads the slot at `at` (the reader's, or writer slot `i`).
+pub(crate) fn end_state(seg: &Segment, at: usize) -> EndState {
+    let state = word(seg, at, STATE).load(Ordering::Acquire);
+    match (state, claiming(state)) {
+        (_, Some(pid)) => EndState::Claiming {
+            pid,
+            alive: pid_exists(pid),
+        },
+        (FREE, None) => EndState::Free,
+        (CLOSED, None) => EndState::Closed,
+        (OPEN, None) => EndState::Open {
+            pid: recorded(seg, at).0,
+            alive: recorded_alive(seg, at),
+        },
+        (other, None) => EndState::Corrupt(other),
+    }
+}
+
+/// The states of the reader slot and of every writer slot.
+pub(crate) fn ends(seg: &Segment) -> (EndState, Vec<EndState>) {
+    let writers = (0..WRITER_SLOTS)
+        .map(|i| end_state(seg, WRITER_SLOTS_AT + i * SLOT_WORDS))
+        .collect();
+    (end_state(seg, READER_SLOT), writers)
+}

@@ -45,3 +45,33 @@ fn killed_creator_leaves_a_stale_segment_that_can_be_reclaimed() {
         Err(SegmentError::NotFound(_))
     ));
 }
+
+/// A channel whose creator was killed: `inspect` (what `shm-stat` shows) says stale and
+/// shows the dead reader; `channel_names` lists it; `reclaim_stale` replaces it.
+#[test]
+fn inspect_flags_a_killed_creators_channel_as_stale() {
+    use shm_channel::{channel_names, inspect, ChannelBuilder, EndState, Receiver, Spsc};
+    use shm_idle::Backoff;
+    use shm_notify::Fifo;
+    let name = unique_name("statstale");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel_peer"));
+    cmd.args(["create-hang", "spsc", "fifo", "backoff", &name])
+        .stdout(Stdio::piped());
+    let mut creator = Peer::spawn(cmd, None);
+    assert_eq!(shm_tests::read_line(&mut creator), "created");
+    let live = inspect(&name).unwrap();
+    assert!(!live.is_stale());
+    assert!(matches!(live.reader, EndState::Open { alive: true, .. }));
+    assert!(channel_names().contains(&name));
+    creator.kill();
+    let dead = inspect(&name).unwrap();
+    assert!(dead.is_stale());
+    assert!(matches!(dead.reader, EndState::Open { alive: false, .. }));
+    let rx: Receiver<Spsc, Fifo, Backoff> = ChannelBuilder::new()
+        .reclaim_stale(true)
+        .create_receiver(&name, Backoff::default())
+        .unwrap();
+    assert!(!inspect(&name).unwrap().is_stale());
+    drop(rx);
+    assert!(!channel_names().contains(&name));
+}

@@ -43,6 +43,8 @@ mod sender;
 #[cfg(not(shm_loom))]
 mod stale;
 mod waiter;
+#[cfg(not(shm_loom))]
+mod waitset;
 
 pub use builder::{
     channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT, DEFAULT_UNBLOCK_AFTER,
@@ -62,6 +64,8 @@ pub use shm_ring::{Mpsc, Spsc};
 #[cfg(not(shm_loom))]
 pub use stale::is_stale;
 pub use waiter::fault;
+#[cfg(not(shm_loom))]
+pub use waitset::{Event, Token, WaitSet};
 
 /// True while a loom model unwinds after a failure: destructors must not touch model
 /// objects then (loom would panic again and abort).

@@ -35,25 +35,50 @@ pub(crate) fn park<N: Notifier + ?Sized>(
     ready: impl FnOnce() -> bool,
     block: impl FnOnce() -> io::Result<Wait>,
 ) -> io::Result<Parked> {
-    word.fetch_add(SLEEPER, Ordering::Relaxed);
+    park_many(&[(word, notifier)], ready, block)
+}
+
+/// [`park`] on several waiter words at once (one reader of many channels, blocking on
+/// all their notifiers in one epoll): announce on every word, one fence, re-check every
+/// ring, block, withdraw from every word. Per word it is the protocol above, unchanged.
+pub(crate) fn park_many<N: Notifier + ?Sized>(
+    sleepers: &[(&AtomicU32, &N)],
+    ready: impl FnOnce() -> bool,
+    block: impl FnOnce() -> io::Result<Wait>,
+) -> io::Result<Parked> {
+    for (word, _) in sleepers {
+        word.fetch_add(SLEEPER, Ordering::Relaxed);
+    }
     if !fault::skip_sleeper_fence() {
         fence(Ordering::SeqCst);
     }
     if fault::withdraw_before_recheck() {
         // Injected bug: back to "nobody sleeps" before the re-check.
-        withdraw(word, notifier)?;
+        withdraw_all(sleepers)?;
         if ready() {
             return Ok(Parked::Skipped);
         }
         return block().map(Parked::Slept);
     }
     if ready() {
-        withdraw(word, notifier)?;
+        withdraw_all(sleepers)?;
         return Ok(Parked::Skipped);
     }
     let woke = block();
-    withdraw(word, notifier)?;
+    withdraw_all(sleepers)?;
     woke.map(Parked::Slept)
+}
+
+/// [`withdraw`] from every word, even if one fails (the first error is returned).
+fn withdraw_all<N: Notifier + ?Sized>(sleepers: &[(&AtomicU32, &N)]) -> io::Result<()> {
+    let mut first = Ok(());
+    for (word, notifier) in sleepers {
+        let r = withdraw(word, *notifier);
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
 }
 
 /// Leaves the sleepers; passes a wake-up on if others still sleep.

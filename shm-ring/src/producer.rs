@@ -47,9 +47,25 @@ impl Segment {
     pub fn producer<K: RingKind>(&self) -> Result<Producer<K>, SegmentError> {
         self.check_kind(K::KIND)?;
         let memory = self.memory().clone();
-        let tail = memory.counter(Counter::Tail).load(Ordering::Acquire);
-        let head = memory.counter(Counter::Head).load(Ordering::Acquire);
         let capacity = self.capacity();
+        let (tail_c, head_c) = (memory.counter(Counter::Tail), memory.counter(Counter::Head));
+        // Tail, then head: head never passes a tail read before it. With MPSC other
+        // producers move tail meanwhile, so take a snapshot in which tail did not move
+        // (head between two equal reads); under heavy traffic give up checking here:
+        // every MPSC claim validates the positions it uses.
+        let mut checked = None;
+        for _ in 0..16 {
+            let tail = tail_c.load(Ordering::Acquire);
+            let head = head_c.load(Ordering::Acquire);
+            if K::KIND == Kind::Spsc || tail_c.load(Ordering::Acquire) == tail {
+                checked = Some((tail, head));
+                break;
+            }
+        }
+        let (tail, head) = checked.unwrap_or_else(|| {
+            let tail = tail_c.load(Ordering::Acquire);
+            (tail, tail.saturating_sub(capacity as u64))
+        });
         if head > tail || tail - head > capacity as u64 || tail % 8 != 0 {
             return Err(SegmentError::CorruptHeader(format!(
                 "positions head {head} tail {tail} impossible for capacity {capacity}"

@@ -1,0 +1,387 @@
+//! One thread serving many channels: a [`WaitSet`] polls its receivers round-robin with a
+//! read budget per channel, spins through a number of empty rounds, then parks in one
+//! epoll on every channel's notifier fd (and any fds and timers the user added).
+//!
+//! Fairness: each channel gets at most `budget` messages per round and the round starts
+//! one channel further each time, so a flooding writer delays the others by at most one
+//! budget, never starves them (edge-triggered reading without a budget would).
+//!
+//! Parking is the channels' waiter protocol, on all their waiter words at once: announce
+//! on each, one fence, re-check every ring, then block in epoll; a writer that publishes
+//! while the set sleeps sees the announcement and writes its notifier fd. Only pollable
+//! notifiers (eventfd, FIFO) can join, by type: a futex or semaphore channel has no fd
+//! to wait on, so `WaitSet<_, Futex, _>` does not compile.
+//!
+//! ```compile_fail,E0277
+//! let set = shm_channel::WaitSet::<shm_channel::Spsc, shm_notify::Futex, shm_idle::Blocking>::new(16, 100);
+//! ```
+
+use crate::layout::Direction;
+use crate::receiver::Receiver;
+use crate::waiter;
+use crate::RecvError;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use shm_idle::ParksOn;
+use shm_notify::{PollableNotifier, Wait};
+use shm_ring::RingKind;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// Names a member of a [`WaitSet`]: a channel, a user fd or a timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub usize);
+
+/// What [`WaitSet::wait`] reports.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A message from the channel `Token`.
+    Message(Token, &'a [u8]),
+    /// Every writer of the channel left and all they sent was delivered. The channel
+    /// stays in the set, silent, until [`WaitSet::remove`].
+    Disconnected(Token),
+    /// The user fd `Token` is readable (level-triggered: read it, or it fires again).
+    Ready(Token),
+    /// The timer `Token` expired.
+    Timer(Token),
+}
+
+enum Member<K: RingKind, N: PollableNotifier, I> {
+    Channel {
+        rx: Receiver<K, N, I>,
+        /// `Disconnected` was reported.
+        done: bool,
+        /// Every writer died without closing (seen after a park timed out).
+        gone: bool,
+    },
+    Fd,
+    Timer(TimerFd),
+}
+
+/// Many receivers (and fds and timers) served by one thread. See the module docs.
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, Event, Receiver, Sender, Spsc, WaitSet};
+/// use shm_idle::Blocking;
+/// use shm_notify::EventFd;
+/// let b = ChannelBuilder::new().capacity(4096);
+/// let mut set = WaitSet::new(16, 100)?;
+/// let mut senders = Vec::new();
+/// for _ in 0..3 {
+///     let (rx, fds) = b.anonymous_receiver::<Spsc, EventFd, Blocking>(Blocking)?;
+///     set.add(rx)?;
+///     senders.push(Sender::<Spsc, EventFd, Blocking>::from_fds(fds.into_fds(), Blocking)?);
+/// }
+/// senders[2].send(b"to the third")?;
+/// let mut got = Vec::new();
+/// set.wait(None, |e| if let Event::Message(t, m) = e { got.push((t.0, m.to_vec())) })?;
+/// assert_eq!(got, [(2, b"to the third".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WaitSet<K: RingKind, N: PollableNotifier, I> {
+    epoll: Epoll,
+    members: Vec<Option<Member<K, N, I>>>,
+    budget: usize,
+    spins: u32,
+    next: usize,
+}
+
+impl<K: RingKind, N: PollableNotifier, I> std::fmt::Debug for WaitSet<K, N, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitSet")
+            .field("members", &self.members.iter().flatten().count())
+            .field("budget", &self.budget)
+            .field("spins", &self.spins)
+            .finish()
+    }
+}
+
+impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
+    /// An empty set: each channel gets up to `budget` messages (at least 1) per round;
+    /// after `spins` rounds without work, [`WaitSet::wait`] parks in epoll.
+    pub fn new(budget: usize, spins: u32) -> io::Result<Self> {
+        Ok(WaitSet {
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            members: Vec::new(),
+            budget: budget.max(1),
+            spins,
+            next: 0,
+        })
+    }
+
+    /// A free token: a vacated one, or a new one.
+    fn slot(&mut self) -> usize {
+        match self.members.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.members.push(None);
+                self.members.len() - 1
+            }
+        }
+    }
+
+    /// Registers `fd` under a new token and stores the member there.
+    fn insert(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        flags: EpollFlags,
+        member: impl FnOnce() -> Member<K, N, I>,
+    ) -> io::Result<Token> {
+        let t = self.slot();
+        self.epoll.add(fd, EpollEvent::new(flags, t as u64))?;
+        self.members[t] = Some(member());
+        Ok(Token(t))
+    }
+
+    /// Adds a receiver; its messages come tagged with the returned token.
+    pub fn add(&mut self, rx: Receiver<K, N, I>) -> io::Result<Token> {
+        let link = rx.link.clone();
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
+        self.insert(link.data.as_fd(), flags, || Member::Channel {
+            rx,
+            done: false,
+            gone: false,
+        })
+    }
+
+    /// Takes a receiver out of the set (also after `Disconnected`); `None` if `t` is not
+    /// a channel of this set. Messages it still holds stay in it.
+    pub fn remove(&mut self, t: Token) -> Option<Receiver<K, N, I>> {
+        match self.members.get(t.0)? {
+            Some(Member::Channel { .. }) => {}
+            _ => return None,
+        }
+        let Some(Member::Channel { rx, .. }) = self.members[t.0].take() else {
+            unreachable!("checked above")
+        };
+        if let Err(e) = self.epoll.delete(rx.link.data.as_fd()) {
+            tracing::warn!(error = %e, "removing a channel's notifier from epoll");
+        }
+        Some(rx)
+    }
+
+    /// Adds a user fd, level-triggered: [`Event::Ready`] while it is readable. The caller
+    /// keeps it open until [`WaitSet::remove_fd`].
+    pub fn add_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<Token> {
+        self.insert(fd, EpollFlags::EPOLLIN, || Member::Fd)
+    }
+
+    /// Removes a user fd added with [`WaitSet::add_fd`].
+    pub fn remove_fd(&mut self, t: Token, fd: BorrowedFd<'_>) -> io::Result<()> {
+        if !matches!(self.members.get(t.0), Some(Some(Member::Fd))) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a user fd of this set",
+            ));
+        }
+        self.members[t.0] = None;
+        self.epoll.delete(fd)?;
+        Ok(())
+    }
+
+    /// Adds a timer (CLOCK_MONOTONIC, nanosecond resolution) that fires after `after`,
+    /// then every `after` again if `repeat`.
+    pub fn add_timer(&mut self, after: Duration, repeat: bool) -> io::Result<Token> {
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        let at = TimeSpec::from_duration(after.max(Duration::from_nanos(1)));
+        timer.set(
+            if repeat {
+                Expiration::Interval(at)
+            } else {
+                Expiration::OneShot(at)
+            },
+            TimerSetTimeFlags::empty(),
+        )?;
+        let t = self.slot();
+        self.epoll.add(
+            timer.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, t as u64),
+        )?;
+        self.members[t] = Some(Member::Timer(timer));
+        Ok(Token(t))
+    }
+
+    /// Removes a timer.
+    pub fn remove_timer(&mut self, t: Token) -> io::Result<()> {
+        if !matches!(self.members.get(t.0), Some(Some(Member::Timer(_)))) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a timer of this set",
+            ));
+        }
+        if let Some(Member::Timer(timer)) = self.members[t.0].take() {
+            self.epoll.delete(timer.as_fd())?;
+        }
+        Ok(())
+    }
+
+    /// Serves the set until something happened: one round of messages, or fds and
+    /// timers that fired; returns how many events it reported (0: `timeout` passed).
+    /// Spins through `spins` empty rounds first, then parks in epoll.
+    pub fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(Event<'_>),
+    ) -> Result<usize, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut empty = 0u32;
+        loop {
+            let work = round(&mut self.members, &mut self.next, self.budget, &mut f)?;
+            if work > 0 {
+                return Ok(work);
+            }
+            if empty < self.spins {
+                empty += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(0),
+                },
+                None => None,
+            };
+            let fired = self.park(left, &mut f)?;
+            if fired > 0 {
+                return Ok(fired);
+            }
+            empty = 0;
+        }
+    }
+
+    /// Announces on every live channel, re-checks them all (delivering what arrived),
+    /// and only then blocks in epoll. Returns the events it reported. The block is capped
+    /// at the channels' liveness interval, to notice writers that died without closing.
+    fn park(
+        &mut self,
+        timeout: Option<Duration>,
+        f: &mut impl FnMut(Event<'_>),
+    ) -> Result<usize, RecvError> {
+        let links: Vec<_> = self
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                Some(Member::Channel {
+                    rx, done: false, ..
+                }) => Some(rx.link.clone()),
+                _ => None,
+            })
+            .collect();
+        let detect = links.iter().map(|l| l.detect).min();
+        let cap = [timeout, detect].into_iter().flatten().min();
+        let sleepers: Vec<_> = links
+            .iter()
+            .map(|l| (l.word(Direction::Data), &*l.data))
+            .collect();
+        let (members, next, budget, epoll) =
+            (&mut self.members, &mut self.next, self.budget, &self.epoll);
+        let mut reported = Ok(0);
+        let mut ready = Vec::new();
+        let parked = waiter::park_many(
+            &sleepers,
+            || {
+                reported = round(members, next, budget, f);
+                !matches!(reported, Ok(0))
+            },
+            || {
+                let mut events = [EpollEvent::empty(); 64];
+                let ms = cap.map_or(EpollTimeout::NONE, |t| {
+                    // Round up: never wake before the deadline.
+                    let ms = t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128);
+                    EpollTimeout::try_from(ms as i32).unwrap_or(EpollTimeout::NONE)
+                });
+                let n = match epoll.wait(&mut events, ms) {
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EINTR) => 0,
+                    Err(e) => return Err(e.into()),
+                };
+                ready.extend(events[..n].iter().map(|e| e.data() as usize));
+                Ok(if n > 0 {
+                    Wait::Notified
+                } else {
+                    Wait::TimedOut
+                })
+            },
+        )?;
+        let mut fired = reported?;
+        match parked {
+            waiter::Parked::Skipped => return Ok(fired),
+            waiter::Parked::Slept(Wait::TimedOut) => self.mark_dead(),
+            waiter::Parked::Slept(Wait::Notified) => {}
+        }
+        for t in ready {
+            match self.members.get(t) {
+                Some(Some(Member::Channel { rx, .. })) => {
+                    rx.link.data.drain()?;
+                }
+                Some(Some(Member::Fd)) => {
+                    fired += 1;
+                    f(Event::Ready(Token(t)));
+                }
+                Some(Some(Member::Timer(timer))) => {
+                    let mut buf = [0u8; 8];
+                    if nix::unistd::read(timer, &mut buf).is_ok() {
+                        fired += 1;
+                        f(Event::Timer(Token(t)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Marks channels whose writers all died without closing; the next round reports
+    /// them disconnected once it finds them empty.
+    fn mark_dead(&mut self) {
+        for m in self.members.iter_mut().flatten() {
+            if let Member::Channel { rx, gone, .. } = m {
+                *gone = *gone || crate::liveness::writers_gone(&rx.link.segment);
+            }
+        }
+    }
+}
+
+/// One round: every live channel, starting one further than last time, up to `budget`
+/// messages each. Returns how many messages and disconnects it reported.
+fn round<K: RingKind, N: PollableNotifier, I: ParksOn<N>>(
+    members: &mut [Option<Member<K, N, I>>],
+    next: &mut usize,
+    budget: usize,
+    f: &mut impl FnMut(Event<'_>),
+) -> Result<usize, RecvError> {
+    let n = members.len();
+    let start = *next;
+    *next = if n == 0 { 0 } else { (start + 1) % n };
+    let mut work = 0;
+    for k in 0..n {
+        let t = (start + k) % n;
+        let Some(Member::Channel { rx, done, gone }) = &mut members[t] else {
+            continue;
+        };
+        if *done {
+            continue;
+        }
+        match rx.poll(budget, |m| f(Event::Message(Token(t), m))) {
+            Ok(0) if *gone => {
+                *done = true;
+                work += 1;
+                f(Event::Disconnected(Token(t)));
+            }
+            Ok(got) => work += got,
+            Err(RecvError::Disconnected) => {
+                *done = true;
+                work += 1;
+                f(Event::Disconnected(Token(t)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(work)
+}

@@ -29,6 +29,8 @@
 #![cfg_attr(shm_loom, allow(dead_code, unused_imports, unused_variables))]
 
 mod builder;
+#[cfg(not(shm_loom))]
+pub mod duplex;
 mod error;
 #[cfg(not(shm_loom))]
 mod inspect;

@@ -8,6 +8,7 @@
 
 mod report;
 mod scenario;
+mod select;
 mod sys;
 mod transport;
 
@@ -98,6 +99,15 @@ fn plan(full: bool) -> Vec<Step> {
         ),
         ("burst", latency.clone(), vec![64], vec![None]),
         (
+            "select",
+            select::SIZES
+                .iter()
+                .flat_map(|n| [format!("poll/{n}"), format!("epoll/{n}")])
+                .collect(),
+            vec![0],
+            vec![None],
+        ),
+        (
             "idle",
             latency
                 .into_iter()
@@ -145,6 +155,9 @@ fn measure(
     rate: Option<u64>,
     n: usize,
 ) -> Result<Sample, String> {
+    if scenario == "select" {
+        return select::measure(row, duration(scenario, o.full));
+    }
     let id = format!("shmbench-{}-{n}", std::process::id());
     let setup = transport::parent(row, &id, 1 << 16);
     let mut ep = setup.endpoint;

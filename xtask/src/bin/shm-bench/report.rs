@@ -109,7 +109,9 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          spin = BusySpin; backoff = 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
-         latency); the paced writer's CPU includes its pacing spin.\n"
+         latency); the paced writer's CPU includes its pacing spin. `select`: one non-blocking \
+         wait on N eventfds (N in the row name) of which one is ready, `poll(2)` against epoll; \
+         latency per call.\n"
     );
     let mut scenario = "";
     for r in rows {

@@ -24,7 +24,7 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
 }
 
-fn fill(s: &mut Sample, h: &Histogram<u64>) {
+pub fn fill(s: &mut Sample, h: &Histogram<u64>) {
     s.p50 = h.value_at_quantile(0.5);
     s.p90 = h.value_at_quantile(0.9);
     s.p99 = h.value_at_quantile(0.99);

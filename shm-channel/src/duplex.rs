@@ -1,0 +1,147 @@
+//! Request/response over two channels, built on the public API only: a [`Client`] sends
+//! requests on `<name>-req` and reads replies on `<name>-rep`; a [`Server`] does the
+//! reverse. Each request carries a correlation id (8 bytes, little-endian, before the
+//! payload) that its reply echoes, so a client whose call timed out recognises the late
+//! reply when it comes and skips it instead of taking it for the answer to a later call.
+//!
+//! ```
+//! use shm_channel::duplex::{Client, Server};
+//! use shm_channel::ChannelBuilder;
+//! use shm_idle::Backoff;
+//! use shm_notify::Futex;
+//! use std::time::Duration;
+//! let name = format!("doc-duplex-{}", std::process::id());
+//! let mut server: Server<Futex, Backoff> =
+//!     Server::create(&name, &ChannelBuilder::new(), Backoff::default(), Backoff::default())?;
+//! let mut client: Client<Futex, Backoff> = Client::connect(&name, Backoff::default(), Backoff::default())?;
+//! let t = std::thread::spawn(move || {
+//!     server.serve(Duration::from_secs(5), |req, reply| reply.extend(req.iter().rev())).unwrap();
+//! });
+//! assert_eq!(client.call(b"abc", Duration::from_secs(5))?, b"cba");
+//! t.join().unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::{
+    ChannelBuilder, ChannelError, ChannelNotifier, Receiver, RecvError, SendError, Sender,
+};
+use shm_idle::ParksOn;
+use shm_ring::Spsc;
+use std::time::{Duration, Instant};
+
+const ID: usize = 8;
+
+fn names(name: &str) -> (String, String) {
+    (format!("{name}-req"), format!("{name}-rep"))
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// Sending the request failed.
+    #[error("request: {0}")]
+    Send(#[from] SendError),
+    /// Receiving the reply failed (`Timeout` when it did not come in time).
+    #[error("reply: {0}")]
+    Recv(#[from] RecvError),
+}
+
+/// The calling side: requests out, replies in.
+#[derive(Debug)]
+pub struct Client<N: ChannelNotifier, I> {
+    tx: Sender<Spsc, N, I>,
+    rx: Receiver<Spsc, N, I>,
+    next: u64,
+}
+
+impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
+    /// Connects to the server named `name` (which must exist).
+    pub fn connect(name: &str, tx_idle: I, rx_idle: I) -> Result<Self, ChannelError> {
+        let (req, rep) = names(name);
+        Ok(Client {
+            tx: Sender::open(&req, tx_idle)?,
+            rx: Receiver::open(&rep, rx_idle)?,
+            next: 0,
+        })
+    }
+
+    /// Sends `request` and waits up to `timeout` for its reply. Replies to earlier calls
+    /// that timed out are skipped.
+    pub fn call(&mut self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CallError> {
+        let deadline = Instant::now() + timeout;
+        let id = self.next;
+        self.next += 1;
+        let mut msg = Vec::with_capacity(ID + request.len());
+        msg.extend_from_slice(&id.to_le_bytes());
+        msg.extend_from_slice(request);
+        self.tx
+            .send_timeout(&msg, deadline.saturating_duration_since(Instant::now()))?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self.rx.recv_timeout(left, |m| {
+                let got = m
+                    .get(..ID)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+                match got {
+                    Some(got) if got == id => Ok(Some(m[ID..].to_vec())),
+                    Some(got) if got < id => Ok(None), // a late reply to a call that gave up
+                    _ => Err(RecvError::Corrupt(format!("reply id {got:?} to call {id}"))),
+                }
+            })?;
+            if let Some(r) = reply? {
+                return Ok(r);
+            }
+        }
+    }
+}
+
+/// The serving side: requests in, replies out.
+#[derive(Debug)]
+pub struct Server<N: ChannelNotifier, I> {
+    rx: Receiver<Spsc, N, I>,
+    tx: Sender<Spsc, N, I>,
+    payload: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
+    /// Creates the two channels of the server named `name` with the builder's settings.
+    pub fn create(
+        name: &str,
+        b: &ChannelBuilder,
+        rx_idle: I,
+        tx_idle: I,
+    ) -> Result<Self, ChannelError> {
+        let (req, rep) = names(name);
+        Ok(Server {
+            rx: b.create_receiver(&req, rx_idle)?,
+            tx: b.create_sender(&rep, tx_idle)?,
+            payload: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// Waits up to `timeout` for one request, lets `handler(request, reply)` write the
+    /// reply into the (empty) vector, and sends it back under the request's id.
+    pub fn serve(
+        &mut self,
+        timeout: Duration,
+        handler: impl FnOnce(&[u8], &mut Vec<u8>),
+    ) -> Result<(), CallError> {
+        let (payload, out) = (&mut self.payload, &mut self.out);
+        payload.clear();
+        out.clear();
+        self.rx.recv_timeout(timeout, |m| {
+            if m.len() < ID {
+                return Err(RecvError::Corrupt(format!("request of {} bytes", m.len())));
+            }
+            out.extend_from_slice(&m[..ID]);
+            handler(&m[ID..], payload);
+            Ok(())
+        })??;
+        out.extend_from_slice(payload);
+        self.tx.send(out)?;
+        Ok(())
+    }
+}

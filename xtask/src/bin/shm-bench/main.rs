@@ -6,6 +6,7 @@
 //! median of the repeats is reported, because on a shared VM the floors drift from
 //! minute to minute and only ratios measured side by side mean something.
 
+mod fanin;
 mod report;
 mod scenario;
 mod select;
@@ -99,6 +100,15 @@ fn plan(full: bool) -> Vec<Step> {
         ),
         ("burst", latency.clone(), vec![64], vec![None]),
         (
+            "fanin",
+            fanin::WRITERS
+                .iter()
+                .flat_map(|n| [format!("mpsc/{n}"), format!("waitset/{n}")])
+                .collect(),
+            vec![64],
+            vec![None],
+        ),
+        (
             "select",
             select::SIZES
                 .iter()
@@ -159,6 +169,9 @@ fn measure(
         return select::measure(row, duration(scenario, o.full));
     }
     let id = format!("shmbench-{}-{n}", std::process::id());
+    if scenario == "fanin" {
+        return fanin::measure(row, duration(scenario, o.full), &id);
+    }
     let setup = transport::parent(row, &id, 1 << 16);
     let mut ep = setup.endpoint;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -205,6 +218,9 @@ fn child_main(args: &[String]) -> Result<(), String> {
     let [role, row, size, cpu, rest @ ..] = args else {
         return Err("child: bad arguments".into());
     };
+    if role == "fanin-writer" {
+        return fanin::writer(&args[1..]);
+    }
     sys::pin(cpu.parse().map_err(|_| "cpu")?);
     // SAFETY: the parent handed exactly these fds to this process for the row.
     let fds: Vec<OwnedFd> = unsafe { shm_notify::handover::inherited() }.unwrap_or_default();

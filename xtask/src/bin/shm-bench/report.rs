@@ -111,7 +111,8 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
          latency); the paced writer's CPU includes its pacing spin. `select`: one non-blocking \
          wait on N eventfds (N in the row name) of which one is ready, `poll(2)` against epoll; \
-         latency per call.\n"
+         latency per call. `fanin`: N writer processes (on CPU 1) into one reader, one MPSC \
+         channel or N SPSC channels in a `WaitSet` (FIFO notifiers, Backoff), total rate.\n"
     );
     let mut scenario = "";
     for r in rows {

@@ -28,6 +28,8 @@
 // The loom build has no OS notifiers or fd hand-over; their helpers go unused there.
 #![cfg_attr(shm_loom, allow(dead_code, unused_imports, unused_variables))]
 
+#[cfg(all(feature = "tokio", not(shm_loom)))]
+mod async_ends;
 mod builder;
 #[cfg(not(shm_loom))]
 pub mod duplex;
@@ -48,6 +50,8 @@ mod waiter;
 #[cfg(not(shm_loom))]
 mod waitset;
 
+#[cfg(all(feature = "tokio", not(shm_loom)))]
+pub use async_ends::{AsyncReceiver, AsyncSender};
 pub use builder::{
     channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT, DEFAULT_UNBLOCK_AFTER,
 };

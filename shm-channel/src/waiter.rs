@@ -81,6 +81,33 @@ fn withdraw_all<N: Notifier + ?Sized>(sleepers: &[(&AtomicU32, &N)]) -> io::Resu
     first
 }
 
+/// An announcement made across an `await` (the async ends): `new` announces and fences,
+/// the owner re-checks the ring and then waits for the notifier however it likes; the
+/// drop withdraws, also when the waiting future is cancelled.
+#[cfg(all(feature = "tokio", not(shm_loom)))]
+pub(crate) struct Announced<'a, N: Notifier + ?Sized> {
+    word: &'a AtomicU32,
+    notifier: &'a N,
+}
+
+#[cfg(all(feature = "tokio", not(shm_loom)))]
+impl<'a, N: Notifier + ?Sized> Announced<'a, N> {
+    pub(crate) fn new(word: &'a AtomicU32, notifier: &'a N) -> Self {
+        word.fetch_add(SLEEPER, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Announced { word, notifier }
+    }
+}
+
+#[cfg(all(feature = "tokio", not(shm_loom)))]
+impl<N: Notifier + ?Sized> Drop for Announced<'_, N> {
+    fn drop(&mut self) {
+        if let Err(e) = withdraw(self.word, self.notifier) {
+            tracing::warn!(error = %e, "passing a wake-up on failed");
+        }
+    }
+}
+
 /// Leaves the sleepers; passes a wake-up on if others still sleep.
 fn withdraw<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<()> {
     let mut cur = word.load(Ordering::Relaxed);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Accepted strategy strings.
 pub const ACCEPTED: &str = "spin | noop | yield | sleep[:period=DUR] | blocking | \
-backoff[:spins=N,yields=N,min=DUR,max=DUR] | epoll[:budget=N,timeout=DUR|none] \
+backoff[:spins=N,yields=N,min=DUR,max=DUR] | epoll[:budget=N,timeout=DUR|none,park_min=DUR,park_max=DUR] \
 (DUR: a number with ns, us, ms or s)";
 
 /// Any strategy that works with every notifier, chosen at run time.
@@ -172,7 +172,20 @@ fn parse_any(s: &str) -> Result<AnyPollIdle, String> {
                     duration(v).map(Some)
                 }
             })?;
-            EpollPark::new(budget, timeout).into()
+            let ramp = (
+                p.take("park_min", None, |v| duration(v).map(Some))?,
+                p.take("park_max", None, |v| duration(v).map(Some))?,
+            );
+            match ramp {
+                (None, None) => EpollPark::new(budget, timeout).into(),
+                (min, max) => {
+                    let min = min.unwrap_or(Duration::from_micros(1));
+                    let max = max.unwrap_or(Duration::from_millis(50));
+                    EpollPark::new(budget, timeout)
+                        .with_park_backoff(min, max)
+                        .into()
+                }
+            }
         }
         _ => return Err(format!("unknown strategy {name:?}")),
     };

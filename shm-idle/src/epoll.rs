@@ -35,6 +35,9 @@ const TIMER: u64 = u64::MAX - 1;
 pub struct EpollPark {
     budget: u32,
     timeout: Option<Duration>,
+    /// Park timeouts doubling from the first to the second after each reset, if set.
+    ramp: Option<(Duration, Duration)>,
+    park: Duration,
     empty: u32,
     epoll: Option<Epoll>,
     /// The notifier fd registered in `epoll`.
@@ -51,6 +54,8 @@ impl EpollPark {
         EpollPark {
             budget,
             timeout,
+            ramp: None,
+            park: Duration::ZERO,
             empty: 0,
             epoll: None,
             registered: None,
@@ -58,6 +63,30 @@ impl EpollPark {
             force_timerfd: false,
             ready: Vec::new(),
         }
+    }
+
+    /// Parks with timeouts that start at `min` and double up to `max` (restarting at
+    /// `min` after work), instead of the fixed timeout. A notify still ends a park at
+    /// once; the short first parks keep a reader that has just gone idle quick to wake
+    /// (on a VM, a vCPU that halted recently is woken faster: the host polls before it
+    /// deschedules it), the long later ones keep an idle reader near 0% CPU.
+    ///
+    /// ```
+    /// use shm_idle::{Action, EpollPark, IdleStrategy};
+    /// use std::time::Duration;
+    /// let us = Duration::from_micros;
+    /// let mut s = EpollPark::new(1, None).with_park_backoff(us(1), us(4));
+    /// let seq: Vec<_> = (0..5).map(|_| s.idle(0)).collect();
+    /// assert_eq!(seq, [Action::Spin, Action::Park(Some(us(1))), Action::Park(Some(us(2))),
+    ///                  Action::Park(Some(us(4))), Action::Park(Some(us(4)))]);
+    /// assert_eq!(s.idle(1), Action::Continue); // work restarts the ramp
+    /// assert_eq!((s.idle(0), s.idle(0)), (Action::Spin, Action::Park(Some(us(1)))));
+    /// ```
+    pub fn with_park_backoff(mut self, min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_nanos(1));
+        self.ramp = Some((min, max.max(min)));
+        self.park = min;
+        self
     }
 
     /// Uses the timerfd path for timeouts even where `epoll_pwait2` exists (for tests and
@@ -196,19 +225,30 @@ impl IdleStrategy for EpollPark {
     #[inline]
     fn idle(&mut self, work: usize) -> Action {
         if work > 0 {
-            self.empty = 0;
+            self.reset();
             return Action::Continue;
         }
         if self.empty < self.budget {
             self.empty += 1;
             return Action::Spin;
         }
-        slack::for_wait(self.timeout);
-        Action::Park(self.timeout)
+        let timeout = match self.ramp {
+            Some((_, max)) => {
+                let park = self.park;
+                self.park = (park * 2).min(max);
+                Some(park)
+            }
+            None => self.timeout,
+        };
+        slack::for_wait(timeout);
+        Action::Park(timeout)
     }
 
     fn reset(&mut self) {
         self.empty = 0;
+        if let Some((min, _)) = self.ramp {
+            self.park = min;
+        }
     }
 
     fn name(&self) -> &'static str {

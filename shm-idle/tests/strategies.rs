@@ -158,6 +158,10 @@ fn any_idle_parses_and_behaves_like_the_concrete_strategy() {
     assert_eq!(log(&mut e, &[0, 0, 0]), "S S P1000");
     let mut e: AnyPollIdle = "epoll:budget=0,timeout=none".parse().unwrap();
     assert_eq!(log(&mut e, &[0]), "P-");
+    let mut e: AnyPollIdle = "epoll:budget=1,park_min=10us,park_max=25us"
+        .parse()
+        .unwrap();
+    assert_eq!(log(&mut e, &[0, 0, 0, 0, 1, 0, 0]), "S P10 P20 P25 - S P10");
     assert_eq!("yield".parse::<AnyPollIdle>().unwrap().name(), "yield");
 }
 

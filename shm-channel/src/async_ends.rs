@@ -101,7 +101,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
         let mut f = Some(f);
         let mut out = None;
         let mut take = |m: &[u8]| out = f.take().map(|f| f(m));
-        let link = self.link.clone();
+        let link = &self.link;
         loop {
             if self.rx.poll(1, &mut take)? > 0 {
                 break;
@@ -164,7 +164,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
     /// Sends `msg`, waiting for space as long as needed; `Disconnected` once the reader
     /// is gone (closed, or dead within the liveness interval).
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let link = self.link.clone();
+        let link = &self.link;
         loop {
             match self.tx.try_send(msg) {
                 Err(SendError::Full) => {}

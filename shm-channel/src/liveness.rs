@@ -34,6 +34,7 @@ pub(crate) struct Slot {
     at: usize,
 }
 
+/// This process's pid and start time (a /proc read: only when filling a slot).
 #[cfg(not(shm_loom))]
 fn me() -> (u32, u64) {
     let pid = std::process::id();
@@ -43,6 +44,15 @@ fn me() -> (u32, u64) {
 #[cfg(shm_loom)]
 fn me() -> (u32, u64) {
     (0, 0)
+}
+
+/// The state word of a slot this process is claiming (no /proc read).
+fn my_claim() -> u32 {
+    #[cfg(not(shm_loom))]
+    let pid = std::process::id();
+    #[cfg(shm_loom)]
+    let pid = 0;
+    CLAIMING | pid
 }
 
 fn word(seg: &Segment, at: usize, field: usize) -> &shm_ring::sync::AtomicU32 {
@@ -121,7 +131,7 @@ fn take_dead(seg: &Segment, at: usize) -> bool {
         return false;
     }
     let identity = recorded(seg, at);
-    let mine = CLAIMING | me().0;
+    let mine = my_claim();
     if state
         .compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed)
         .is_err()
@@ -142,7 +152,7 @@ impl Slot {
         let claim = |at: usize| {
             [FREE, CLOSED].iter().any(|&from| {
                 word(seg, at, STATE)
-                    .compare_exchange(from, CLAIMING | me().0, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(from, my_claim(), Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             })
         };
@@ -167,7 +177,7 @@ impl Slot {
         let cur = state.load(Ordering::Acquire);
         let taken = match cur {
             FREE | CLOSED => state
-                .compare_exchange(cur, CLAIMING | me().0, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(cur, my_claim(), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok(),
             _ => take_dead(seg, at),
         };

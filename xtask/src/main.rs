@@ -179,37 +179,32 @@ fn fuzz(rounds: u64) -> Result {
 
 /// The soak: the tests crate's `soak` binary for `seconds`.
 fn soak(seconds: u64) -> Result {
+    let cmd = run_release("shm-tests", "soak", &[seconds.to_string()]);
+    run(&format!("soak ({seconds} s)"), cmd)
+}
+
+/// `cargo run --release` of `package`'s `bin` with `args` (through cargo, so a custom
+/// CARGO_TARGET_DIR is honoured).
+fn run_release(package: &str, bin: &str, args: &[String]) -> Command {
     let mut cmd = cargo();
     cmd.args([
         "run",
         "--release",
         "--quiet",
         "-p",
-        "shm-tests",
+        package,
         "--bin",
-        "soak",
+        bin,
         "--",
     ])
-    .arg(seconds.to_string());
-    run(&format!("soak ({seconds} s)"), cmd)
+    .args(args);
+    cmd
 }
 
 /// The cross-process matrix: builds `shm-bench` in release mode and runs it (through
 /// `cargo run`, so a custom CARGO_TARGET_DIR is honoured).
 fn bench(args: &[String]) -> Result {
-    let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "xtask",
-        "--bin",
-        "shm-bench",
-        "--",
-    ])
-    .args(args);
-    run("shm-bench", cmd)
+    run("shm-bench", run_release("xtask", "shm-bench", args))
 }
 
 /// Criterion micro-benchmarks.

@@ -1,9 +1,12 @@
 //! Making channels: in one process (threads), by name across processes, or anonymously
 //! with the segment's and notifiers' fds handed to the peer.
 
+use crate::layout::Direction;
 use crate::link::{Link, Stats};
-use crate::liveness::Slot;
+use crate::liveness::{Side, Slot};
+use crate::peers::PeerWatch;
 use crate::sender::WriterEnd;
+use crate::waiter;
 use crate::{ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
 use shm_notify::Notifier;
@@ -136,12 +139,14 @@ pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
         link: link.clone(),
     };
     let end = shm_ring::sync::Arc::new(end);
+    attached(link, Direction::Data)?;
     Ok(Sender {
         producer,
         link: link.clone(),
         idle,
         end,
         stats: Stats::default(),
+        watch: PeerWatch::new(Side::Reader),
     })
 }
 
@@ -151,6 +156,7 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
 ) -> Result<Receiver<K, N, I>, ChannelError> {
     let consumer = link.segment.consumer::<K>()?;
     let slot = Slot::reader(&link.segment)?;
+    attached(link, Direction::Space)?;
     Ok(Receiver {
         consumer,
         link: link.clone(),
@@ -158,7 +164,25 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
         slot,
         stats: Stats::default(),
         unblock_after: link.unblock_after,
+        watch: PeerWatch::new(Side::Writers),
     })
+}
+
+/// A new end took its slot: wake the other side's parked ends (those waiting on `dir`),
+/// whose peer watch must now include it (see [`crate::peers`]). Only notifiers that can
+/// watch park without a timeout, so only they need it.
+fn attached<N: Notifier>(link: &Link<N>, dir: Direction) -> Result<(), ChannelError> {
+    let notifier = match dir {
+        Direction::Data => &link.data,
+        Direction::Space => &link.space,
+    };
+    if notifier.can_watch() {
+        waiter::wake(link.word(dir), &**notifier).map_err(|source| ChannelError::Io {
+            what: "waking the parked peer of a new end",
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// A channel between threads of this process, with in-process notifiers (`N::default()`,

@@ -42,6 +42,7 @@ mod liveness;
 mod notifiers;
 #[cfg(not(shm_loom))]
 mod open;
+mod peers;
 mod receiver;
 mod sender;
 #[cfg(not(shm_loom))]

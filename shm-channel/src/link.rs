@@ -62,14 +62,15 @@ pub(crate) fn simple_action(action: Action, deadline: Option<Instant>) {
     }
 }
 
-/// The shortest of a park timeout, the time left to a deadline, and the liveness interval.
+/// The shortest of a park timeout, the time left to a deadline, and the liveness interval
+/// (`None` when the peers are watched and need no periodic check).
 pub(crate) fn cap(
     timeout: Option<Duration>,
     deadline: Option<Instant>,
-    detect: Duration,
+    detect: Option<Duration>,
 ) -> Option<Duration> {
     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    [timeout, left, Some(detect)].into_iter().flatten().min()
+    [timeout, left, detect].into_iter().flatten().min()
 }
 
 /// Paces liveness checks while an end waits: four per detection interval, the clock
@@ -80,6 +81,7 @@ pub(crate) fn cap(
 pub(crate) struct Pacer {
     idles: u32,
     last: Option<Instant>,
+    forced: bool,
 }
 
 impl Pacer {
@@ -87,11 +89,20 @@ impl Pacer {
         Pacer {
             idles: 0,
             last: None,
+            forced: false,
         }
+    }
+
+    /// Makes the next [`Pacer::due`] true (a watched peer exited).
+    pub(crate) fn force(&mut self) {
+        self.forced = true;
     }
 
     /// Whether to run the (system-call-making) liveness check now.
     pub(crate) fn due(&mut self, action: Action, detect: Duration) -> bool {
+        if std::mem::take(&mut self.forced) {
+            return true;
+        }
         self.idles = self.idles.wrapping_add(1);
         let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
         if blocking || self.idles % 256 == 0 {

@@ -63,7 +63,7 @@ fn word(seg: &Segment, at: usize, field: usize) -> &shm_ring::sync::AtomicU32 {
 fn pid_exists(pid: u32) -> bool {
     #[cfg(not(shm_loom))]
     {
-        shm_ring::process::start_time(pid).is_some()
+        shm_ring::process::is_running(pid)
     }
     #[cfg(shm_loom)]
     {
@@ -238,6 +238,64 @@ pub(crate) fn writers_gone(seg: &Segment) -> bool {
         return false;
     }
     !(0..WRITER_SLOTS).any(|i| alive(seg, WRITER_SLOTS_AT + i * SLOT_WORDS))
+}
+
+/// The slots of the ends on one side of a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The reader's slot.
+    Reader,
+    /// Every writer slot.
+    Writers,
+}
+
+impl Side {
+    /// Positions of this side's slots in the extension area.
+    pub(crate) fn slots(self) -> impl Iterator<Item = usize> {
+        let (first, count) = match self {
+            Side::Reader => (READER_SLOT, 1),
+            Side::Writers => (WRITER_SLOTS_AT, WRITER_SLOTS),
+        };
+        (0..count).map(move |i| first + i * SLOT_WORDS)
+    }
+}
+
+/// Who holds a slot, as far as watching it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// Free or closed: no one to watch.
+    Nobody,
+    /// Open by the process recorded as `pid` with `start`.
+    Process {
+        /// The holder's pid.
+        pid: u32,
+        /// Its start time (see [`shm_ring::process`]).
+        start: u64,
+    },
+    /// Being claimed, or a value no end writes: cannot be watched.
+    Unknown,
+}
+
+/// The state word and the recorded pid of a slot: what changes when an end attaches,
+/// closes or takes over a dead one's slot.
+pub(crate) fn snapshot(seg: &Segment, at: usize) -> (u32, u32) {
+    let state = word(seg, at, STATE).load(Ordering::Acquire);
+    (state, word(seg, at, PID).load(Ordering::Relaxed))
+}
+
+/// Who holds the slot at `at`.
+pub(crate) fn holder(seg: &Segment, at: usize) -> Holder {
+    match word(seg, at, STATE).load(Ordering::Acquire) {
+        FREE | CLOSED => Holder::Nobody,
+        OPEN => {
+            let (pid, lo, hi) = recorded(seg, at);
+            Holder::Process {
+                pid,
+                start: lo as u64 | (hi as u64) << 32,
+            }
+        }
+        _ => Holder::Unknown,
+    }
 }
 
 /// What a liveness slot says, for inspection.

@@ -3,6 +3,7 @@
 use crate::layout::Direction;
 use crate::link::{cap, simple_action, Link, Pacer, Stats};
 use crate::liveness::{self, Slot};
+use crate::peers::PeerWatch;
 use crate::waiter::{self, Parked};
 use crate::RecvError;
 use shm_idle::{Action, ParksOn};
@@ -21,6 +22,8 @@ pub struct Receiver<K: RingKind, N: Notifier, I> {
     pub(crate) slot: Slot,
     pub(crate) stats: Stats,
     pub(crate) unblock_after: Duration,
+    /// The writers' pidfds, so a park needs no timeout (fd-based notifiers).
+    pub(crate) watch: PeerWatch,
 }
 
 fn read_error(e: ReadError) -> RecvError {
@@ -176,9 +179,19 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 simple_action(action, deadline);
                 continue;
             };
-            let timeout = cap(timeout, deadline, self.link.detect);
             let link = &*self.link;
-            let (consumer, idle) = (&mut self.consumer, &mut self.idle);
+            // Untimed only with every writer watched and no claim open at head (an
+            // uncommitted claim is skipped after `unblock_after`: that needs a clock).
+            let Some(watching) = self
+                .watch
+                .untimed(self.idle.watches(&link.data), &link.segment)
+            else {
+                pacer.force();
+                continue;
+            };
+            let watching = watching && !self.consumer.behind_tail();
+            let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
+            let (consumer, idle, watch) = (&mut self.consumer, &mut self.idle, &self.watch);
             let mut got = Ok(0);
             let parked = waiter::park(
                 link.word(Direction::Data),
@@ -187,9 +200,14 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                     got = consumer
                         .read(1, |_, m| out = f.take().map(|f| f(m)))
                         .map_err(read_error);
-                    !matches!(got, Ok(0)) || liveness::writers_closed(&link.segment)
+                    !matches!(got, Ok(0))
+                        || liveness::writers_closed(&link.segment)
+                        || (watching && !watch.is_current(&link.segment))
                 },
-                || idle.block(&*link.data, timeout),
+                || match watching {
+                    true => idle.block_watching(&*link.data, &watch.fds(), timeout),
+                    false => idle.block(&*link.data, timeout),
+                },
             )?;
             if let Parked::Slept(_) = parked {
                 self.stats.parks += 1;
@@ -197,6 +215,10 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             if got? > 0 {
                 self.consumed(1)?;
                 return Ok(out.expect("handler ran"));
+            }
+            if parked == Parked::Slept(Wait::Watched) {
+                self.watch.invalidate();
+                pacer.force();
             }
             woken = parked == Parked::Slept(Wait::Notified);
         }

@@ -2,7 +2,8 @@
 
 use crate::layout::Direction;
 use crate::link::{cap, simple_action, Link, Pacer, Stats};
-use crate::liveness::{self, Slot};
+use crate::liveness::{self, Side, Slot};
+use crate::peers::PeerWatch;
 use crate::waiter::{self, Parked};
 use crate::SendError;
 use shm_idle::{Action, ParksOn};
@@ -24,6 +25,8 @@ pub struct Sender<K: RingKind, N: Notifier, I> {
     /// Shared by the clones in this process; its drop (the last clone's) closes the slot.
     pub(crate) end: shm_ring::sync::Arc<WriterEnd<N>>,
     pub(crate) stats: Stats,
+    /// The reader's pidfd, so a park needs no timeout (fd-based notifiers).
+    pub(crate) watch: PeerWatch,
 }
 
 /// This process's writer slot. Dropped with the last clone: marks the slot closed and
@@ -145,24 +148,40 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 simple_action(action, deadline);
                 continue;
             };
-            let timeout = cap(timeout, deadline, self.link.detect);
             let link = &*self.link;
-            let (producer, idle) = (&mut self.producer, &mut self.idle);
+            let Some(watching) = self
+                .watch
+                .untimed(self.idle.watches(&link.space), &link.segment)
+            else {
+                pacer.force();
+                continue;
+            };
+            let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
+            let (producer, idle, watch) = (&mut self.producer, &mut self.idle, &self.watch);
             let mut written = Ok(false);
             let parked = waiter::park(
                 link.word(Direction::Space),
                 &*link.space,
                 || {
                     written = write_once(producer, msg);
-                    !matches!(written, Ok(false)) || liveness::reader_closed(&link.segment)
+                    !matches!(written, Ok(false))
+                        || liveness::reader_closed(&link.segment)
+                        || (watching && !watch.is_current(&link.segment))
                 },
-                || idle.block(&*link.space, timeout),
+                || match watching {
+                    true => idle.block_watching(&*link.space, &watch.fds(), timeout),
+                    false => idle.block(&*link.space, timeout),
+                },
             )?;
             if written? {
                 return self.sent();
             }
             if let Parked::Slept(_) = parked {
                 self.stats.parks += 1;
+            }
+            if parked == Parked::Slept(Wait::Watched) {
+                self.watch.invalidate();
+                pacer.force();
             }
             // Woken: the next turn finds out whether there was space (else: spurious).
             woken = parked == Parked::Slept(Wait::Notified);
@@ -178,6 +197,7 @@ impl<N: Notifier, I: Clone> Clone for Sender<Mpsc, N, I> {
             idle: self.idle.clone(),
             end: self.end.clone(),
             stats: Stats::default(),
+            watch: PeerWatch::new(Side::Reader),
         }
     }
 }

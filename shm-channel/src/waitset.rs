@@ -50,7 +50,8 @@ pub enum Event<'a> {
 
 enum Member<K: RingKind, N: PollableNotifier, I> {
     Channel {
-        rx: Receiver<K, N, I>,
+        // Boxed: a receiver is far larger than the other members.
+        rx: Box<Receiver<K, N, I>>,
         /// `Disconnected` was reported.
         done: bool,
         /// Every writer died without closing (seen after a park timed out).
@@ -140,7 +141,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         let link = rx.link.clone();
         let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
         self.insert(link.data.as_fd(), flags, || Member::Channel {
-            rx,
+            rx: Box::new(rx),
             done: false,
             gone: false,
         })
@@ -159,7 +160,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         if let Err(e) = self.epoll.delete(rx.link.data.as_fd()) {
             tracing::warn!(error = %e, "removing a channel's notifier from epoll");
         }
-        Some(rx)
+        Some(*rx)
     }
 
     /// Adds a user fd, level-triggered: [`Event::Ready`] while it is readable. The caller
@@ -312,7 +313,8 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         let mut fired = reported?;
         match parked {
             waiter::Parked::Skipped => return Ok(fired),
-            waiter::Parked::Slept(Wait::TimedOut) => self.mark_dead(),
+            // The set watches no pidfds: a timeout is when it checks for dead writers.
+            waiter::Parked::Slept(Wait::TimedOut | Wait::Watched) => self.mark_dead(),
             waiter::Parked::Slept(Wait::Notified) => {}
         }
         for t in ready {

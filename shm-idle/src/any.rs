@@ -5,6 +5,7 @@ use shm_notify::{Notifier, PollableNotifier, Wait};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -63,6 +64,25 @@ impl<N: PollableNotifier + ?Sized> ParksOn<N> for AnyPollIdle {
         match self {
             AnyPollIdle::AnyIdle(s) => s.block(notifier, timeout),
             AnyPollIdle::EpollPark(s) => s.block(notifier, timeout),
+        }
+    }
+
+    fn watches(&self, notifier: &N) -> bool {
+        match self {
+            AnyPollIdle::AnyIdle(s) => s.watches(notifier),
+            AnyPollIdle::EpollPark(s) => s.watches(notifier),
+        }
+    }
+
+    fn block_watching(
+        &mut self,
+        notifier: &N,
+        watch: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        match self {
+            AnyPollIdle::AnyIdle(s) => s.block_watching(notifier, watch, timeout),
+            AnyPollIdle::EpollPark(s) => s.block_watching(notifier, watch, timeout),
         }
     }
 }

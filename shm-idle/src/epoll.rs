@@ -282,4 +282,23 @@ impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
             Wait::TimedOut
         })
     }
+
+    /// Not yet: a watched fd would have to join the epoll set, and a closed fd leaves it
+    /// silently (its number may come back as another fd), so the channel parks with a
+    /// timeout instead.
+    fn watches(&self, _notifier: &N) -> bool {
+        false
+    }
+
+    fn block_watching(
+        &mut self,
+        _notifier: &N,
+        _watch: &[BorrowedFd<'_>],
+        _timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "EpollPark does not watch fds",
+        ))
+    }
 }

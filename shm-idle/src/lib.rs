@@ -34,6 +34,7 @@
 
 use shm_notify::{Notifier, Wait};
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 mod any;
@@ -85,6 +86,25 @@ pub trait ParksOn<N: Notifier + ?Sized>: IdleStrategy {
     /// Blocks until `notifier` is notified or `timeout` passes.
     fn block(&mut self, notifier: &N, timeout: Option<Duration>) -> io::Result<Wait> {
         notifier.wait(timeout)
+    }
+
+    /// Whether [`ParksOn::block_watching`] works with this notifier: by default when the
+    /// notifier can watch fds ([`Notifier::can_watch`]); [`EpollPark`] does not (it
+    /// blocks in its own epoll set).
+    fn watches(&self, notifier: &N) -> bool {
+        notifier.can_watch()
+    }
+
+    /// [`ParksOn::block`] that also ends ([`Wait::Watched`]) when one of `watch` becomes
+    /// readable (a channel passes its peers' pidfds, so it can park without a timeout).
+    /// Call only when [`ParksOn::watches`]; otherwise it fails with `Unsupported`.
+    fn block_watching(
+        &mut self,
+        notifier: &N,
+        watch: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        notifier.wait_watching(watch, timeout)
     }
 }
 

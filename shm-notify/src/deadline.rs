@@ -7,6 +7,7 @@ use nix::poll::{PollFd, PollFlags};
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, ClockId};
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 /// Now on CLOCK_MONOTONIC.
@@ -26,15 +27,31 @@ pub(crate) fn remaining(deadline: TimeSpec) -> Option<TimeSpec> {
 }
 
 /// The wait of an fd-based notifier: drain; if nothing was pending, sleep in `ppoll`
-/// (nanosecond timeout) until the fd is readable or the deadline passes; repeat.
+/// (nanosecond timeout) until the fd or one of `watch` is readable or the deadline
+/// passes; repeat. A notification wins over a readable watched fd.
 pub(crate) fn wait_readable<N: PollableNotifier + ?Sized>(
     n: &N,
+    watch: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Wait> {
     let deadline = timeout.map(after);
+    // One notifier and a few peers in practice; more than this is a caller's bug.
+    const MAX_WATCH: usize = 63;
+    if watch.len() > MAX_WATCH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("at most {MAX_WATCH} watched fds, got {}", watch.len()),
+        ));
+    }
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(1 + watch.len());
+    fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+    fds.extend(watch.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
     loop {
         if n.drain()? {
             return Ok(Wait::Notified);
+        }
+        if fds[1..].iter().any(|fd| fd.any().unwrap_or(false)) {
+            return Ok(Wait::Watched);
         }
         let left = match deadline {
             None => None,
@@ -43,8 +60,7 @@ pub(crate) fn wait_readable<N: PollableNotifier + ?Sized>(
                 None => return Ok(Wait::TimedOut),
             },
         };
-        tracing::trace!(?left, "sleeping in ppoll");
-        let mut fds = [PollFd::new(n.as_fd(), PollFlags::POLLIN)];
+        tracing::trace!(?left, watched = watch.len(), "sleeping in ppoll");
         match nix::poll::ppoll(&mut fds, left, None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),

@@ -116,7 +116,19 @@ impl Notifier for Fifo {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
-        deadline::wait_readable(self, timeout)
+        deadline::wait_readable(self, &[], timeout)
+    }
+
+    fn can_watch(&self) -> bool {
+        true
+    }
+
+    fn wait_watching(
+        &self,
+        watch: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        deadline::wait_readable(self, watch, timeout)
     }
 }
 

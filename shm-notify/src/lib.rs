@@ -26,7 +26,7 @@
 //! ```
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 mod any;
@@ -62,6 +62,9 @@ pub enum Wait {
     Notified,
     /// The timeout passed without a notification.
     TimedOut,
+    /// No notification, but one of the watched file descriptors became readable
+    /// ([`Notifier::wait_watching`]; for a channel: a peer process exited).
+    Watched,
 }
 
 /// One-way wake-up between two parties. See the crate docs for the semantics.
@@ -75,6 +78,42 @@ pub trait Notifier: Send + Sync {
     /// pending notification. Interrupted system calls are retried with the remaining
     /// time.
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait>;
+
+    /// Whether [`Notifier::wait_watching`] works: the fd-based notifiers ([`EventFd`],
+    /// [`Fifo`]), which can sleep on other file descriptors in the same `ppoll`.
+    fn can_watch(&self) -> bool {
+        false
+    }
+
+    /// [`Notifier::wait`] that also ends, with [`Wait::Watched`], when one of `watch`
+    /// becomes readable: a pidfd of a peer process, so a sleeper needs no timeout to
+    /// notice that its peer died. A pending notification wins over a readable watched
+    /// fd. Fails with `Unsupported` unless [`Notifier::can_watch`].
+    ///
+    /// ```
+    /// # #[cfg(not(shm_loom))] {
+    /// use shm_notify::{EventFd, Notifier, Wait};
+    /// use std::os::fd::{AsFd, BorrowedFd};
+    /// let (n, peer) = (EventFd::new()?, EventFd::new()?);
+    /// assert!(n.can_watch());
+    /// peer.notify()?; // makes the watched fd readable
+    /// assert_eq!(n.wait_watching(&[peer.as_fd()], None)?, Wait::Watched);
+    /// n.notify()?;
+    /// assert_eq!(n.wait_watching(&[peer.as_fd()], None)?, Wait::Notified);
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn wait_watching(
+        &self,
+        watch: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        let _ = (watch, timeout);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this notifier cannot watch file descriptors",
+        ))
+    }
 }
 
 /// A notifier with a file descriptor that becomes readable when notified, so it can sit

@@ -62,11 +62,46 @@ fn notifies_coalesce<N: Notifier>(n: &N) {
     );
 }
 
+/// fd-based notifiers also end a wait when a watched fd becomes readable (for channels,
+/// a peer's pidfd); a notification wins over it. The others refuse to watch.
+fn watches_fds_or_refuses<N: Notifier + 'static>(n: Arc<N>) {
+    let other = Arc::new(EventFd::new().unwrap());
+    let watch = || [std::os::fd::AsFd::as_fd(&*other)];
+    if !n.can_watch() {
+        let e = n.wait_watching(&watch(), Some(LONG)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+        return;
+    }
+    let short = Some(Duration::from_micros(200));
+    assert_eq!(n.wait_watching(&watch(), short).unwrap(), Wait::TimedOut);
+    n.notify().unwrap();
+    assert_eq!(n.wait_watching(&watch(), short).unwrap(), Wait::Notified);
+    // A sleeper is woken by the watched fd alone.
+    let waiter = {
+        let (n, other) = (n.clone(), other.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let how = n.wait_watching(&[std::os::fd::AsFd::as_fd(&*other)], Some(LONG));
+            (how.unwrap(), t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    other.notify().unwrap();
+    let (how, took) = waiter.join().unwrap();
+    assert_eq!(how, Wait::Watched);
+    assert!(took < LONG, "woke by timeout, not by the watched fd");
+    // Still readable: watched again at once, unless a notification is pending.
+    assert_eq!(n.wait_watching(&watch(), None).unwrap(), Wait::Watched);
+    n.notify().unwrap();
+    assert_eq!(n.wait_watching(&watch(), None).unwrap(), Wait::Notified);
+}
+
 fn suite<N: Notifier + 'static>(make: impl Fn() -> N) {
     notify_before_wait_is_kept(&make());
     wakes_a_blocked_waiter(Arc::new(make()));
     timeout_has_sub_millisecond_resolution(&make());
     notifies_coalesce(&make());
+    watches_fds_or_refuses(Arc::new(make()));
 }
 
 /// A futex word in a fresh shared anonymous mapping.

@@ -220,6 +220,26 @@ impl<K: RingKind> Consumer<K> {
         self.head
     }
 
+    /// Whether producers have claimed space this consumer has not read past: after a
+    /// `read` that returned 0, a claim not yet committed (MPSC, or a zero-copy claim).
+    ///
+    /// ```
+    /// use shm_ring::{Kind, Mpsc, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 4096))?;
+    /// let (mut tx, mut rx) = (seg.producer::<Mpsc>()?, seg.consumer::<Mpsc>()?);
+    /// assert!(!rx.behind_tail());
+    /// let claim = tx.try_claim(1, 8)?;
+    /// assert_eq!(rx.read(1, |_, _| {})?, 0);
+    /// assert!(rx.behind_tail()); // claimed, not committed
+    /// claim.commit()?;
+    /// assert_eq!(rx.read(1, |_, _| {})?, 1);
+    /// assert!(!rx.behind_tail());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn behind_tail(&self) -> bool {
+        self.memory.counter(Counter::Tail).load(Ordering::Acquire) > self.head
+    }
+
     /// The segment this consumer reads from.
     pub fn segment(&self) -> &Segment {
         &self.segment

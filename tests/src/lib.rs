@@ -230,6 +230,12 @@ impl MakeIdle for shm_idle::Backoff {
     }
 }
 
+impl MakeIdle for shm_idle::Blocking {
+    fn make() -> Self {
+        shm_idle::Blocking
+    }
+}
+
 impl MakeIdle for shm_idle::EpollPark {
     fn make() -> Self {
         shm_idle::EpollPark::new(100, None)
@@ -252,14 +258,17 @@ macro_rules! dispatch {
         match ($notifier, $idle) {
             ("futex", "spin") => $f::<$k, shm_notify::Futex, shm_idle::BusySpin>($($args),*),
             ("futex", "backoff") => $f::<$k, shm_notify::Futex, shm_idle::Backoff>($($args),*),
+            ("futex", "blocking") => $f::<$k, shm_notify::Futex, shm_idle::Blocking>($($args),*),
             ("sem", "spin") => $f::<$k, shm_notify::Semaphore, shm_idle::BusySpin>($($args),*),
             ("sem", "backoff") => $f::<$k, shm_notify::Semaphore, shm_idle::Backoff>($($args),*),
             ("fifo", "spin") => $f::<$k, shm_notify::Fifo, shm_idle::BusySpin>($($args),*),
             ("fifo", "backoff") => $f::<$k, shm_notify::Fifo, shm_idle::Backoff>($($args),*),
             ("fifo", "epoll") => $f::<$k, shm_notify::Fifo, shm_idle::EpollPark>($($args),*),
+            ("fifo", "blocking") => $f::<$k, shm_notify::Fifo, shm_idle::Blocking>($($args),*),
             ("eventfd", "spin") => $f::<$k, shm_notify::EventFd, shm_idle::BusySpin>($($args),*),
             ("eventfd", "backoff") => $f::<$k, shm_notify::EventFd, shm_idle::Backoff>($($args),*),
             ("eventfd", "epoll") => $f::<$k, shm_notify::EventFd, shm_idle::EpollPark>($($args),*),
+            ("eventfd", "blocking") => $f::<$k, shm_notify::EventFd, shm_idle::Blocking>($($args),*),
             (n, i) => panic!("no channel {n}/{i}"),
         }
     };

@@ -60,6 +60,7 @@ fn run(role: &str, kind: &str, target: &str) -> Result<i32, String> {
     {
         Wait::Notified => Ok(0),
         Wait::TimedOut => Ok(2),
+        Wait::Watched => Err("a plain wait reported a watched fd".into()),
     };
     match (role, kind) {
         ("send-efd", "socket") => {

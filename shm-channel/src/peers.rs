@@ -1,0 +1,220 @@
+//! Watching the peer processes through pidfds, so that a parked end needs no timer to
+//! notice a peer that dies without closing its end.
+//!
+//! Without a watch, a parked end wakes every liveness interval to check its peers: every
+//! park is a timed wait, and arming and cancelling that timer is a cost of its own (on
+//! this project's VM, 1.7 µs per round trip with both ends on one CPU). With a pidfd of
+//! every live peer in the same `ppoll` as the notifier, the kernel wakes the end when a
+//! peer exits, and the park needs no timeout.
+//!
+//! A watch is *complete* only when every slot of the peers' side is free, closed, held by
+//! a dead process, or held by a live process whose pidfd was opened and then checked to
+//! be the recorded process (pid and start time: a reused pid has another start time). A
+//! slot being claimed, a corrupt one, or a kernel without `pidfd_open` leaves it
+//! incomplete, and the end parks with a timeout as it would without a watch. A peer
+//! found dead while building the watch may have died after the end's last liveness
+//! check, so the end checks again before it parks ([`Watching::PeerDied`]). An end that
+//! attaches wakes the other side's parked ends through the waiter protocol; their
+//! re-check sees that a slot changed ([`PeerWatch::is_current`]) and they build a new
+//! watch before sleeping again.
+
+use crate::liveness::{self, Holder, Side};
+use shm_ring::Segment;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// What a refreshed watch allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watching {
+    /// Every live peer is watched: park without a timeout.
+    Complete,
+    /// Some peer cannot be watched: park with the liveness interval as timeout.
+    Incomplete,
+    /// Rebuilding found a recorded peer dead: it may have died since the caller's last
+    /// liveness check, so check again before parking (the next refresh is `Complete` or
+    /// `Incomplete`; a dead peer is reported once).
+    PeerDied,
+}
+
+/// The pidfds of one side's live ends, and what their slots said when they were opened.
+#[derive(Debug)]
+pub(crate) struct PeerWatch {
+    side: Side,
+    /// `(state, pid)` of every slot of the side when the watch was built.
+    seen: Vec<(u32, u32)>,
+    fds: Vec<OwnedFd>,
+    complete: bool,
+    /// Cleared when a watched pidfd fired: rebuild even though no slot changed (a killed
+    /// peer leaves its slot open).
+    valid: bool,
+}
+
+impl PeerWatch {
+    /// An empty watch of `side`'s ends; the first [`PeerWatch::refresh`] builds it.
+    pub(crate) fn new(side: Side) -> Self {
+        PeerWatch {
+            side,
+            seen: Vec::new(),
+            fds: Vec::new(),
+            complete: false,
+            valid: false,
+        }
+    }
+
+    /// Whether the side's slots still say what they said when the watch was built.
+    /// Cheap (two loads per slot): the parking end calls it in its re-check.
+    pub(crate) fn is_current(&self, seg: &Segment) -> bool {
+        self.valid
+            && self
+                .side
+                .slots()
+                .zip(&self.seen)
+                .all(|(at, seen)| liveness::snapshot(seg, at) == *seen)
+    }
+
+    /// Rebuilds the watch unless it is current, and says how the caller may park.
+    fn refresh(&mut self, seg: &Segment) -> Watching {
+        if self.is_current(seg) {
+            return match self.complete {
+                true => Watching::Complete,
+                false => Watching::Incomplete,
+            };
+        }
+        self.fds.clear();
+        self.seen.clear();
+        self.complete = true;
+        let mut died = false;
+        for at in self.side.slots() {
+            self.seen.push(liveness::snapshot(seg, at));
+            match liveness::holder(seg, at) {
+                Holder::Nobody => {}
+                Holder::Unknown => self.complete = false,
+                Holder::Process { pid, start } => match watch(pid, start) {
+                    Watch::Fd(fd) => self.fds.push(fd),
+                    Watch::Dead => died = true,
+                    Watch::Unwatchable => self.complete = false,
+                },
+            }
+        }
+        // A slot that changed while we read it shows in the next `is_current`.
+        self.valid = true;
+        tracing::trace!(side = ?self.side, watched = self.fds.len(), self.complete, died, "peer watch rebuilt");
+        match (died, self.complete) {
+            (true, _) => Watching::PeerDied,
+            (false, true) => Watching::Complete,
+            (false, false) => Watching::Incomplete,
+        }
+    }
+
+    /// Whether a park may go without a timeout: `can_watch` (the strategy and notifier
+    /// can sleep on pidfds) and the watch is complete. `None`: a peer was found dead,
+    /// run the liveness check before parking.
+    pub(crate) fn untimed(&mut self, can_watch: bool, seg: &Segment) -> Option<bool> {
+        if !can_watch {
+            return Some(false);
+        }
+        match self.refresh(seg) {
+            Watching::Complete => Some(true),
+            Watching::Incomplete => Some(false),
+            Watching::PeerDied => None,
+        }
+    }
+
+    /// A watched pidfd fired: the next refresh rebuilds the watch.
+    pub(crate) fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    /// The pidfds to sleep on beside the notifier.
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.fds.iter().map(AsFd::as_fd).collect()
+    }
+}
+
+/// What watching one recorded process came to.
+enum Watch {
+    /// A pidfd of the recorded process, which has not exited.
+    Fd(OwnedFd),
+    /// The recorded process is gone: nothing to watch (the liveness check reports it).
+    Dead,
+    /// Cannot tell by a pidfd (no `pidfd_open`, out of fds, exited but unreaped).
+    Unwatchable,
+}
+
+#[cfg(not(shm_loom))]
+fn watch(pid: u32, start: u64) -> Watch {
+    use std::os::fd::FromRawFd;
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Watch::Unwatchable;
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
+    // passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Watch::Dead;
+        }
+        tracing::debug!(pid, error = %e, "pidfd_open failed: parking with a timeout");
+        return Watch::Unwatchable;
+    }
+    // SAFETY: a successful pidfd_open returned a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // The pidfd is of whoever had `pid` when it was opened. The recorded process still
+    // running now means it had the pid then too (a pid is never reused while its process
+    // exists), so the pidfd is the recorded process's.
+    if !shm_ring::process::is_alive(pid, start) {
+        return Watch::Dead;
+    }
+    // A readable pidfd means it exited in between (or was a zombie all along).
+    let mut poll = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    match nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO) {
+        Ok(0) => Watch::Fd(fd),
+        Ok(_) => Watch::Dead,
+        Err(_) => Watch::Unwatchable,
+    }
+}
+
+#[cfg(shm_loom)]
+fn watch(_pid: u32, _start: u64) -> Watch {
+    Watch::Unwatchable
+}
+
+#[cfg(all(test, not(shm_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pidfd_of_a_running_process_is_quiet_and_fires_at_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let start = shm_ring::process::start_time(pid).expect("child's start time");
+        let Watch::Fd(fd) = watch(pid, start) else {
+            panic!("a running child must be watchable");
+        };
+        assert!(
+            matches!(watch(pid, start + 1), Watch::Dead),
+            "wrong start time"
+        );
+        child.kill().expect("kill");
+        let mut poll = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut poll, nix::poll::PollTimeout::from(10_000u16));
+        assert_eq!(
+            n.expect("poll"),
+            1,
+            "pidfd not readable within 10 s of the kill"
+        );
+        // Exited but not reaped yet: not watchable as a live peer.
+        assert!(matches!(watch(pid, start), Watch::Dead));
+        child.wait().expect("reap");
+        assert!(matches!(watch(pid, start), Watch::Dead));
+    }
+}

@@ -182,10 +182,11 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             let link = &*self.link;
             // Untimed only with every writer watched and no claim open at head (an
             // uncommitted claim is skipped after `unblock_after`: that needs a clock).
-            let Some(watching) = self
-                .watch
-                .untimed(self.idle.watches(&link.data), &link.segment)
-            else {
+            // A park shorter than the liveness interval ends in time for the next check
+            // anyway: only longer ones are worth watching the peers for.
+            let long = timeout.map_or(true, |t| t >= link.detect);
+            let can_watch = long && self.idle.watches(&link.data);
+            let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
                 pacer.force();
                 continue;
             };

@@ -149,10 +149,11 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 continue;
             };
             let link = &*self.link;
-            let Some(watching) = self
-                .watch
-                .untimed(self.idle.watches(&link.space), &link.segment)
-            else {
+            // A park shorter than the liveness interval ends in time for the next check
+            // anyway: only longer ones are worth watching the peers for.
+            let long = timeout.map_or(true, |t| t >= link.detect);
+            let can_watch = long && self.idle.watches(&link.space);
+            let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
                 pacer.force();
                 continue;
             };

@@ -90,6 +90,15 @@ fn plan(full: bool) -> Vec<Step> {
     latency.extend(spsc);
     vec![
         ("pingpong", pingpong, vec![64], vec![None]),
+        // The record of a 64-byte message (8-byte header, 32-byte alignment: 96 bytes)
+        // spans two cache lines where the spin floor moves one; 8 and 56-byte messages
+        // make one-line records, which shows what the second line costs.
+        (
+            "pingpong",
+            vec!["floor/spin".into(), "channel/spsc/futex/spin".into()],
+            vec![8, 56],
+            vec![None],
+        ),
         (ONE_CPU, one_cpu, vec![64], vec![None]),
         ("stream", stream, vec![8, 64, 512, 4096], vec![None]),
         (

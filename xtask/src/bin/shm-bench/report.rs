@@ -60,9 +60,9 @@ fn rate(r: Option<u64>) -> String {
 }
 
 /// p50 of `row` in the same scenario and payload.
-fn p50_of(rows: &[Row], scenario: &str, row: &str) -> Option<u64> {
+fn p50_of(rows: &[Row], scenario: &str, row: &str, payload: usize) -> Option<u64> {
     rows.iter()
-        .find(|r| r.scenario == scenario && r.row == row)
+        .find(|r| r.scenario == scenario && r.row == row && r.payload == payload)
         .map(|r| r.sample.p50)
 }
 
@@ -112,7 +112,9 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          latency); the paced writer's CPU includes its pacing spin. `select`: one non-blocking \
          wait on N eventfds (N in the row name) of which one is ready, `poll(2)` against epoll; \
          latency per call. `fanin`: N writer processes (on CPU 1) into one reader, one MPSC \
-         channel or N SPSC channels in a `WaitSet` (FIFO notifiers, Backoff), total rate.\n"
+         channel or N SPSC channels in a `WaitSet` (FIFO notifiers, Backoff), total rate. \
+         Pingpong payloads 8 and 56: records of one cache line (a 64-byte payload's record, \
+         96 bytes, spans two), against the floor of the same run.\n"
     );
     let mut scenario = "";
     for r in rows {
@@ -125,7 +127,7 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
         }
         let s = &r.sample;
         let vs = match (r.scenario, floor_for(&r.row)) {
-            ("pingpong" | crate::ONE_CPU, Some(f)) => p50_of(rows, r.scenario, f)
+            ("pingpong" | crate::ONE_CPU, Some(f)) => p50_of(rows, r.scenario, f, r.payload)
                 .map_or("-".into(), |f| {
                     format!("{:.2}x", s.p50 as f64 / f.max(1) as f64)
                 }),

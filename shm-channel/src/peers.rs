@@ -4,8 +4,9 @@
 //! Without a watch, a parked end wakes every liveness interval to check its peers: every
 //! park is a timed wait, and arming and cancelling that timer is a cost of its own (on
 //! this project's VM, 1.7 µs per round trip with both ends on one CPU). With a pidfd of
-//! every live peer in the same `ppoll` as the notifier, the kernel wakes the end when a
-//! peer exits, and the park needs no timeout.
+//! every live peer in an epoll set, and that set's fd in the same `ppoll` as the notifier
+//! (or in the idle strategy's own epoll set), the kernel wakes the end when a peer exits,
+//! and the park needs no timeout. One fd however many writers, and a stable one.
 //!
 //! A watch is *complete* only when every slot of the peers' side is free, closed, held by
 //! a dead process, or held by a live process whose pidfd was opened and then checked to
@@ -19,6 +20,7 @@
 //! watch before sleeping again.
 
 use crate::liveness::{self, Holder, Side};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use shm_ring::Segment;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -41,7 +43,11 @@ pub(crate) struct PeerWatch {
     side: Side,
     /// `(state, pid)` of every slot of the side when the watch was built.
     seen: Vec<(u32, u32)>,
+    /// The peers' pidfds, all in `epoll` (closing one takes it out).
     fds: Vec<OwnedFd>,
+    /// Readable when any peer exited: the one fd a park sleeps on for all of them, and
+    /// the same fd for the life of the watch (an epoll set can keep it registered).
+    epoll: Option<Epoll>,
     complete: bool,
     /// Cleared when a watched pidfd fired: rebuild even though no slot changed (a killed
     /// peer leaves its slot open).
@@ -55,6 +61,7 @@ impl PeerWatch {
             side,
             seen: Vec::new(),
             fds: Vec::new(),
+            epoll: None,
             complete: false,
             valid: false,
         }
@@ -81,7 +88,7 @@ impl PeerWatch {
         }
         self.fds.clear();
         self.seen.clear();
-        self.complete = true;
+        self.complete = self.epoll.is_some() || self.make_epoll();
         let mut died = false;
         for at in self.side.slots() {
             self.seen.push(liveness::snapshot(seg, at));
@@ -89,7 +96,7 @@ impl PeerWatch {
                 Holder::Nobody => {}
                 Holder::Unknown => self.complete = false,
                 Holder::Process { pid, start } => match watch(pid, start) {
-                    Watch::Fd(fd) => self.fds.push(fd),
+                    Watch::Fd(fd) => self.add(fd),
                     Watch::Dead => died = true,
                     Watch::Unwatchable => self.complete = false,
                 },
@@ -109,13 +116,16 @@ impl PeerWatch {
     /// can sleep on pidfds) and the watch is complete. `None`: a peer was found dead,
     /// run the liveness check before parking.
     pub(crate) fn untimed(&mut self, can_watch: bool, seg: &Segment) -> Option<bool> {
-        if !can_watch {
+        // Once built, the watch is kept fresh even for parks that do not use it: a dead
+        // peer's pidfd left in it would keep its fd readable, and an idle strategy that
+        // registered that fd (EpollPark) would then wake at once from every park.
+        if !can_watch && self.epoll.is_none() {
             return Some(false);
         }
         match self.refresh(seg) {
-            Watching::Complete => Some(true),
-            Watching::Incomplete => Some(false),
             Watching::PeerDied => None,
+            Watching::Complete => Some(can_watch),
+            Watching::Incomplete => Some(false),
         }
     }
 
@@ -124,9 +134,35 @@ impl PeerWatch {
         self.valid = false;
     }
 
-    /// The pidfds to sleep on beside the notifier.
-    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.fds.iter().map(AsFd::as_fd).collect()
+    /// The fd to sleep on beside the notifier: readable once a watched peer exited.
+    /// `None` before the first complete refresh.
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.epoll.as_ref().map(|e| e.0.as_fd())
+    }
+
+    fn make_epoll(&mut self) -> bool {
+        match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+            Ok(e) => {
+                self.epoll = Some(e);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no epoll for the peer watch: parking with a timeout");
+                false
+            }
+        }
+    }
+
+    /// Adds a live peer's pidfd to the set (a failure leaves the watch incomplete).
+    fn add(&mut self, fd: OwnedFd) {
+        let added = self
+            .epoll
+            .as_ref()
+            .map(|e| e.add(&fd, EpollEvent::new(EpollFlags::EPOLLIN, 0)));
+        match added {
+            Some(Ok(())) => self.fds.push(fd),
+            _ => self.complete = false,
+        }
     }
 }
 

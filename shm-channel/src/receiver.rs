@@ -206,7 +206,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                         || (watching && !watch.is_current(&link.segment))
                 },
                 || match watching {
-                    true => idle.block_watching(&*link.data, &watch.fds(), timeout),
+                    true => idle.block_watching(&*link.data, watch.fd().as_slice(), timeout),
                     false => idle.block(&*link.data, timeout),
                 },
             )?;

@@ -170,7 +170,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                         || (watching && !watch.is_current(&link.segment))
                 },
                 || match watching {
-                    true => idle.block_watching(&*link.space, &watch.fds(), timeout),
+                    true => idle.block_watching(&*link.space, watch.fd().as_slice(), timeout),
                     false => idle.block(&*link.space, timeout),
                 },
             )?;

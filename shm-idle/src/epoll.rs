@@ -16,6 +16,7 @@ use std::time::Duration;
 
 const NOTIFIER: u64 = u64::MAX;
 const TIMER: u64 = u64::MAX - 1;
+const WATCH: u64 = u64::MAX - 2;
 
 /// Spin for `budget` empty polls, then park in epoll (for at most `timeout`).
 ///
@@ -42,6 +43,8 @@ pub struct EpollPark {
     epoll: Option<Epoll>,
     /// The notifier fd registered in `epoll`.
     registered: Option<RawFd>,
+    /// The fds registered by `block_watching`.
+    watched: Vec<RawFd>,
     timer: Option<TimerFd>,
     force_timerfd: bool,
     ready: Vec<u64>,
@@ -59,6 +62,7 @@ impl EpollPark {
             empty: 0,
             epoll: None,
             registered: None,
+            watched: Vec::new(),
             timer: None,
             force_timerfd: false,
             ready: Vec::new(),
@@ -110,9 +114,9 @@ impl EpollPark {
 
     /// Adds a user fd (level-triggered) to the park: readiness ends a park, and
     /// [`EpollPark::take_ready`] then reports `token`. The caller keeps `fd` open until it
-    /// calls [`EpollPark::remove_fd`]. Tokens `u64::MAX - 1 ..` are reserved.
+    /// calls [`EpollPark::remove_fd`]. Tokens `u64::MAX - 2 ..` are reserved.
     pub fn add_fd(&mut self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        if token >= TIMER {
+        if token >= WATCH {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "token reserved",
@@ -256,16 +260,45 @@ impl IdleStrategy for EpollPark {
     }
 }
 
-impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
-    fn block(&mut self, notifier: &N, timeout: Option<Duration>) -> io::Result<Wait> {
+impl EpollPark {
+    /// Keeps the watched fds registered (level-triggered): re-registers only when the
+    /// caller passes other fd numbers than last time.
+    fn ensure_watching(&mut self, watch: &[BorrowedFd<'_>]) -> io::Result<()> {
+        if watch
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .eq(self.watched.iter().copied())
+        {
+            return Ok(());
+        }
+        for old in std::mem::take(&mut self.watched) {
+            // SAFETY: used only for this call, to name the registration to delete; if
+            // the number was closed since, epoll_ctl fails harmlessly (ENOENT/EBADF).
+            let _ = self.epoll()?.delete(unsafe { BorrowedFd::borrow_raw(old) });
+        }
+        for fd in watch {
+            self.epoll()?
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, WATCH))?;
+            self.watched.push(fd.as_raw_fd());
+        }
+        Ok(())
+    }
+
+    /// One park: `(notified, a watched fd fired)`.
+    fn park<N: PollableNotifier + ?Sized>(
+        &mut self,
+        notifier: &N,
+        timeout: Option<Duration>,
+    ) -> io::Result<(bool, bool)> {
         self.ensure_registered(notifier.as_fd())?;
         let mut events = [EpollEvent::empty(); 16];
         let n = self.wait(&mut events, timeout)?;
-        let mut woken = false;
+        let (mut woken, mut watched) = (false, false);
         for e in &events[..n] {
             match e.data() {
                 NOTIFIER => woken |= notifier.drain()?,
                 TIMER => {}
+                WATCH => watched = true,
                 token => {
                     self.ready.push(token);
                     woken = true;
@@ -276,29 +309,33 @@ impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
         if !woken {
             woken = notifier.drain()?;
         }
-        Ok(if woken {
-            Wait::Notified
-        } else {
-            Wait::TimedOut
+        Ok((woken, watched))
+    }
+}
+
+impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
+    fn block(&mut self, notifier: &N, timeout: Option<Duration>) -> io::Result<Wait> {
+        Ok(match self.park(notifier, timeout)? {
+            (true, _) => Wait::Notified,
+            (false, _) => Wait::TimedOut,
         })
     }
 
-    /// Not yet: a watched fd would have to join the epoll set, and a closed fd leaves it
-    /// silently (its number may come back as another fd), so the channel parks with a
-    /// timeout instead.
-    fn watches(&self, _notifier: &N) -> bool {
-        false
-    }
-
+    /// The watched fds join this strategy's epoll set (level-triggered), registered once
+    /// and kept while the same fd numbers are passed: pass fds that stay open for as long
+    /// as this strategy parks on them (a channel passes its peer watch's one fd, which
+    /// lives as long as the channel end that owns this strategy).
     fn block_watching(
         &mut self,
-        _notifier: &N,
-        _watch: &[BorrowedFd<'_>],
-        _timeout: Option<Duration>,
+        notifier: &N,
+        watch: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
     ) -> io::Result<Wait> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "EpollPark does not watch fds",
-        ))
+        self.ensure_watching(watch)?;
+        Ok(match self.park(notifier, timeout)? {
+            (true, _) => Wait::Notified,
+            (false, true) => Wait::Watched,
+            (false, false) => Wait::TimedOut,
+        })
     }
 }

@@ -64,6 +64,43 @@ fn wakes_on_user_fd<N: PollableNotifier>(n: &N, mut park: EpollPark) {
     );
 }
 
+/// A watched fd ends a park with `Watched`; a notification wins over it; passing other
+/// fds replaces the registration (the old one no longer fires).
+fn watches_fds<N: PollableNotifier>(n: &N, mut park: EpollPark) {
+    assert!(ParksOn::<N>::watches(&park, n));
+    let short = Some(Duration::from_millis(1));
+    let (a, b) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+    assert_eq!(
+        park.block_watching(n, &[a.as_fd()], short).unwrap(),
+        Wait::TimedOut
+    );
+    a.notify().unwrap();
+    // Level-triggered: reported on every park while readable.
+    for _ in 0..2 {
+        assert_eq!(
+            park.block_watching(n, &[a.as_fd()], Some(LONG)).unwrap(),
+            Wait::Watched
+        );
+    }
+    n.notify().unwrap();
+    assert_eq!(
+        park.block_watching(n, &[a.as_fd()], Some(LONG)).unwrap(),
+        Wait::Notified
+    );
+    assert_eq!(
+        park.block_watching(n, &[b.as_fd()], short).unwrap(),
+        Wait::TimedOut
+    );
+    b.notify().unwrap();
+    assert_eq!(
+        park.block_watching(n, &[b.as_fd()], Some(LONG)).unwrap(),
+        Wait::Watched
+    );
+    // The registration stays until other fds are passed: a plain park also ends while
+    // the fd is readable, as a timeout (only `block_watching` says Watched).
+    assert_eq!(park.block(n, Some(LONG)).unwrap(), Wait::TimedOut);
+}
+
 fn suite<N: PollableNotifier + 'static>(make: impl Fn() -> N) {
     let timeout = Some(Duration::from_micros(100));
     for timerfd in [false, true] {
@@ -78,6 +115,7 @@ fn suite<N: PollableNotifier + 'static>(make: impl Fn() -> N) {
         wakes_on_notify(Arc::new(make()), park());
         honours_100us_timeout(&make(), park());
         wakes_on_user_fd(&make(), park());
+        watches_fds(&make(), park());
     }
 }
 

@@ -1,5 +1,5 @@
-//! A parked end with an fd-based notifier (eventfd, FIFO) sleeps on its peers' pidfds
-//! instead of waking every liveness interval: one park for a whole idle spell, and a
+//! A parked end with an fd-based notifier (eventfd, FIFO), blocking or in EpollPark,
+//! sleeps on its peers' pidfds instead of waking every liveness interval: one park for a whole idle spell, and a
 //! peer killed meanwhile is still reported. Futex ends are the control: they park with
 //! the liveness interval as timeout, so the same idle spell takes many parks.
 
@@ -45,8 +45,12 @@ fn check_parks(what: &str, watched: bool, parks: u64) {
     }
 }
 
-fn writer_killed_while_the_reader_sleeps<K, N, I>(kind: &str, notifier: &str, watched: bool)
-where
+fn writer_killed_while_the_reader_sleeps<K, N, I>(
+    kind: &str,
+    notifier: &str,
+    idle: &str,
+    watched: bool,
+) where
     K: RingKind,
     N: ChannelNotifier,
     I: ParksOn<N> + MakeIdle,
@@ -73,7 +77,7 @@ where
     let killer = kill_later(writer);
     let r = rx.recv_timeout(LONG, |_| ());
     let (done, killed) = (Instant::now(), killer.join().unwrap());
-    let what = format!("{kind}/{notifier}");
+    let what = format!("{kind}/{notifier}/{idle}");
     assert!(matches!(r, Err(RecvError::Disconnected)), "{what}: {r:?}");
     check_parks(&what, watched, rx.stats().parks - before);
     eprintln!(
@@ -85,13 +89,20 @@ where
 
 #[test]
 fn a_sleeping_reader_watches_its_writers() {
+    let cases = [
+        ("eventfd", "blocking", true),
+        ("fifo", "blocking", true),
+        ("eventfd", "epoll", true),
+        ("fifo", "epoll", true),
+        ("futex", "blocking", false),
+    ];
     for kind in ["spsc", "mpsc"] {
-        for (notifier, watched) in [("eventfd", true), ("fifo", true), ("futex", false)] {
+        for (notifier, idle, watched) in cases {
             dispatch!(
                 kind,
                 notifier,
-                "blocking",
-                writer_killed_while_the_reader_sleeps(kind, notifier, watched)
+                idle,
+                writer_killed_while_the_reader_sleeps(kind, notifier, idle, watched)
             );
         }
     }

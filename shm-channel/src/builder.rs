@@ -78,7 +78,9 @@ impl ChannelBuilder {
     }
 
     /// How quickly a waiting end notices that its peer died (it checks four times per
-    /// interval while waiting). A closed (dropped) peer is noticed at once.
+    /// interval while waiting). A closed (dropped) peer is noticed at once, and so is a
+    /// dead one by an end parked at least this long on an eventfd or FIFO channel: it
+    /// sleeps on its peers' pidfds rather than waking to check.
     pub fn detect_interval(mut self, interval: Duration) -> Self {
         self.detect = interval.max(Duration::from_micros(100));
         self

@@ -81,7 +81,6 @@ pub(crate) fn cap(
 pub(crate) struct Pacer {
     idles: u32,
     last: Option<Instant>,
-    forced: bool,
 }
 
 impl Pacer {
@@ -89,20 +88,11 @@ impl Pacer {
         Pacer {
             idles: 0,
             last: None,
-            forced: false,
         }
-    }
-
-    /// Makes the next [`Pacer::due`] true (a watched peer exited).
-    pub(crate) fn force(&mut self) {
-        self.forced = true;
     }
 
     /// Whether to run the (system-call-making) liveness check now.
     pub(crate) fn due(&mut self, action: Action, detect: Duration) -> bool {
-        if std::mem::take(&mut self.forced) {
-            return true;
-        }
         self.idles = self.idles.wrapping_add(1);
         let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
         if blocking || self.idles % 256 == 0 {

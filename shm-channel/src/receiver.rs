@@ -136,6 +136,9 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;
+        // A watched writer exited, or one was found dead: check them before parking
+        // again (an untimed park would not come back to check).
+        let mut recheck = false;
         loop {
             if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
                 return Ok(out.expect("handler ran"));
@@ -144,7 +147,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 self.stats.spurious_wakes += 1;
             }
             let action = self.idle.idle(0);
-            let check = pacer.due(action, self.link.detect);
+            let check = std::mem::take(&mut recheck) | pacer.due(action, self.link.detect);
             // MPSC: skip a claim whose producer died before committing it.
             if check
                 && self
@@ -153,6 +156,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                     .map_err(read_error)?
             {
                 tracing::warn!("skipped a claim left uncommitted by a dead producer");
+                recheck = true; // the check below did not run
                 continue;
             }
             if liveness::writers_closed(&self.link.segment)
@@ -167,6 +171,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 // deliver what other writers committed behind it.
                 if self.consumer.repair_abandoned().map_err(read_error)? {
                     tracing::warn!("skipped a claim left open by a writer that died");
+                    recheck = true; // they are still gone after what follows the claim
                     continue;
                 }
                 tracing::debug!("all senders gone: disconnected");
@@ -187,7 +192,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             let long = timeout.map_or(true, |t| t >= link.detect);
             let can_watch = long && self.idle.watches(&link.data);
             let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                pacer.force();
+                recheck = true;
                 continue;
             };
             let watching = watching && !self.consumer.behind_tail();
@@ -219,7 +224,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             }
             if parked == Parked::Slept(Wait::Watched) {
                 self.watch.invalidate();
-                pacer.force();
+                recheck = true;
             }
             woken = parked == Parked::Slept(Wait::Notified);
         }

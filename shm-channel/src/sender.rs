@@ -126,6 +126,8 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;
+        // The watched reader exited, or was found dead: check before parking again.
+        let mut recheck = false;
         loop {
             if liveness::reader_closed(&self.link.segment) {
                 return Err(SendError::Disconnected);
@@ -140,7 +142,8 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 return Err(SendError::Timeout);
             }
             let action = self.idle.idle(0);
-            if pacer.due(action, self.link.detect) && liveness::reader_gone(&self.link.segment) {
+            let check = std::mem::take(&mut recheck) | pacer.due(action, self.link.detect);
+            if check && liveness::reader_gone(&self.link.segment) {
                 tracing::debug!("receiver is dead: disconnected");
                 return Err(SendError::Disconnected);
             }
@@ -154,7 +157,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             let long = timeout.map_or(true, |t| t >= link.detect);
             let can_watch = long && self.idle.watches(&link.space);
             let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                pacer.force();
+                recheck = true;
                 continue;
             };
             let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
@@ -182,7 +185,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             }
             if parked == Parked::Slept(Wait::Watched) {
                 self.watch.invalidate();
-                pacer.force();
+                recheck = true;
             }
             // Woken: the next turn finds out whether there was space (else: spurious).
             woken = parked == Parked::Slept(Wait::Notified);

@@ -261,6 +261,7 @@ macro_rules! dispatch {
             ("futex", "blocking") => $f::<$k, shm_notify::Futex, shm_idle::Blocking>($($args),*),
             ("sem", "spin") => $f::<$k, shm_notify::Semaphore, shm_idle::BusySpin>($($args),*),
             ("sem", "backoff") => $f::<$k, shm_notify::Semaphore, shm_idle::Backoff>($($args),*),
+            ("sem", "blocking") => $f::<$k, shm_notify::Semaphore, shm_idle::Blocking>($($args),*),
             ("fifo", "spin") => $f::<$k, shm_notify::Fifo, shm_idle::BusySpin>($($args),*),
             ("fifo", "backoff") => $f::<$k, shm_notify::Fifo, shm_idle::Backoff>($($args),*),
             ("fifo", "epoll") => $f::<$k, shm_notify::Fifo, shm_idle::EpollPark>($($args),*),

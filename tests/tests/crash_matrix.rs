@@ -56,8 +56,9 @@ impl Choices {
     fn combo(&mut self, notifiers: &[&'static str]) -> (&'static str, &'static str) {
         let n = self.pick(notifiers);
         let idles: &[&str] = match n {
-            "fifo" | "eventfd" => &["spin", "backoff", "epoll"],
-            _ => &["spin", "backoff"],
+            // blocking and epoll park untimed on these, watching the peers' pidfds.
+            "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
+            _ => &["spin", "backoff", "blocking"],
         };
         (n, self.pick(idles))
     }
@@ -112,8 +113,14 @@ impl Checker {
         rx: &mut Receiver<K, N, I>,
     ) -> Result<(), String> {
         loop {
+            let t = Instant::now();
             match rx.recv_timeout(WAIT, |m| self.check(m)) {
                 Ok(r) => r?,
+                // Also the answer of a park that lasted to the deadline (a missed
+                // wake-up or liveness check): that one is a failure.
+                Err(RecvError::Disconnected) if t.elapsed() >= WAIT / 2 => {
+                    return Err(format!("Disconnected only after {:?}", t.elapsed()))
+                }
                 Err(RecvError::Disconnected) => return Ok(()),
                 Err(e) => return Err(format!("after {:?}: {e}", self.next)),
             }

@@ -52,6 +52,9 @@ pub(crate) struct PeerWatch {
     /// Cleared when a watched pidfd fired: rebuild even though no slot changed (a killed
     /// peer leaves its slot open).
     valid: bool,
+    /// A peer exited or was found dead since the end last ran its liveness check: no
+    /// untimed park until it has (kept across calls: a message may end the call first).
+    owed: bool,
 }
 
 impl PeerWatch {
@@ -64,6 +67,7 @@ impl PeerWatch {
             epoll: None,
             complete: false,
             valid: false,
+            owed: false,
         }
     }
 
@@ -113,9 +117,12 @@ impl PeerWatch {
     }
 
     /// Whether a park may go without a timeout: `can_watch` (the strategy and notifier
-    /// can sleep on pidfds) and the watch is complete. `None`: a peer was found dead,
-    /// run the liveness check before parking.
+    /// can sleep on pidfds) and the watch is complete. `None`: a liveness check is owed
+    /// (a peer was found dead, or exited): run it ([`PeerWatch::checked`]) first.
     pub(crate) fn untimed(&mut self, can_watch: bool, seg: &Segment) -> Option<bool> {
+        if self.owed {
+            return None;
+        }
         // Once built, the watch is kept fresh even for parks that do not use it: a dead
         // peer's pidfd left in it would keep its fd readable, and an idle strategy that
         // registered that fd (EpollPark) would then wake at once from every park.
@@ -123,15 +130,35 @@ impl PeerWatch {
             return Some(false);
         }
         match self.refresh(seg) {
-            Watching::PeerDied => None,
+            Watching::PeerDied => {
+                self.owed = true;
+                None
+            }
             Watching::Complete => Some(can_watch),
             Watching::Incomplete => Some(false),
         }
     }
 
-    /// A watched pidfd fired: the next refresh rebuilds the watch.
-    pub(crate) fn invalidate(&mut self) {
+    /// A watched pidfd fired: rebuild at the next refresh, check the peers first.
+    pub(crate) fn peer_exited(&mut self) {
         self.valid = false;
+        self.owed = true;
+    }
+
+    /// Whether a liveness check is owed (see [`PeerWatch::untimed`]).
+    pub(crate) fn check_owed(&self) -> bool {
+        self.owed
+    }
+
+    /// Something the peers did calls for another check before the next untimed park.
+    pub(crate) fn owe_check(&mut self) {
+        self.owed = true;
+    }
+
+    /// Records that the end ran its liveness check (passes its result through).
+    pub(crate) fn checked(&mut self, gone: bool) -> bool {
+        self.owed = false;
+        gone
     }
 
     /// The fd to sleep on beside the notifier: readable once a watched peer exited.

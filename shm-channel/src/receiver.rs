@@ -136,9 +136,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;
-        // A watched writer exited, or one was found dead: check them before parking
-        // again (an untimed park would not come back to check).
-        let mut recheck = false;
         loop {
             if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
                 return Ok(out.expect("handler ran"));
@@ -147,7 +144,9 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 self.stats.spurious_wakes += 1;
             }
             let action = self.idle.idle(0);
-            let check = std::mem::take(&mut recheck) | pacer.due(action, self.link.detect);
+            // A check the watch owes (a watched writer exited, or one was found dead)
+            // runs before any park, whatever else this call does.
+            let check = self.watch.check_owed() | pacer.due(action, self.link.detect);
             // MPSC: skip a claim whose producer died before committing it.
             if check
                 && self
@@ -156,11 +155,13 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                     .map_err(read_error)?
             {
                 tracing::warn!("skipped a claim left uncommitted by a dead producer");
-                recheck = true; // the check below did not run
                 continue;
             }
             if liveness::writers_closed(&self.link.segment)
-                || (check && liveness::writers_gone(&self.link.segment))
+                || (check
+                    && self
+                        .watch
+                        .checked(liveness::writers_gone(&self.link.segment)))
             {
                 // Everything committed before they left is visible now: drain it first.
                 if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
@@ -171,7 +172,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 // deliver what other writers committed behind it.
                 if self.consumer.repair_abandoned().map_err(read_error)? {
                     tracing::warn!("skipped a claim left open by a writer that died");
-                    recheck = true; // they are still gone after what follows the claim
+                    self.watch.owe_check(); // still gone after what follows the claim
                     continue;
                 }
                 tracing::debug!("all senders gone: disconnected");
@@ -192,8 +193,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
             let long = timeout.map_or(true, |t| t >= link.detect);
             let can_watch = long && self.idle.watches(&link.data);
             let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                recheck = true;
-                continue;
+                continue; // a check is owed first
             };
             let watching = watching && !self.consumer.behind_tail();
             let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
@@ -223,8 +223,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 return Ok(out.expect("handler ran"));
             }
             if parked == Parked::Slept(Wait::Watched) {
-                self.watch.invalidate();
-                recheck = true;
+                self.watch.peer_exited();
             }
             woken = parked == Parked::Slept(Wait::Notified);
         }

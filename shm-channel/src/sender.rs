@@ -126,8 +126,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         self.idle.reset();
         let mut pacer = Pacer::new();
         let mut woken = false;
-        // The watched reader exited, or was found dead: check before parking again.
-        let mut recheck = false;
         loop {
             if liveness::reader_closed(&self.link.segment) {
                 return Err(SendError::Disconnected);
@@ -142,8 +140,12 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 return Err(SendError::Timeout);
             }
             let action = self.idle.idle(0);
-            let check = std::mem::take(&mut recheck) | pacer.due(action, self.link.detect);
-            if check && liveness::reader_gone(&self.link.segment) {
+            let check = self.watch.check_owed() | pacer.due(action, self.link.detect);
+            if check
+                && self
+                    .watch
+                    .checked(liveness::reader_gone(&self.link.segment))
+            {
                 tracing::debug!("receiver is dead: disconnected");
                 return Err(SendError::Disconnected);
             }
@@ -157,8 +159,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             let long = timeout.map_or(true, |t| t >= link.detect);
             let can_watch = long && self.idle.watches(&link.space);
             let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                recheck = true;
-                continue;
+                continue; // a check is owed first
             };
             let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
             let (producer, idle, watch) = (&mut self.producer, &mut self.idle, &self.watch);
@@ -184,8 +185,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
                 self.stats.parks += 1;
             }
             if parked == Parked::Slept(Wait::Watched) {
-                self.watch.invalidate();
-                recheck = true;
+                self.watch.peer_exited();
             }
             // Woken: the next turn finds out whether there was space (else: spurious).
             woken = parked == Parked::Slept(Wait::Notified);

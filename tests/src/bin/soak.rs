@@ -32,8 +32,11 @@ const DETECT: Duration = Duration::from_millis(50);
 /// Exit code of a writer that found the reader gone (its stream simply ends there).
 const READER_GONE: i32 = 2;
 
+/// Agrona's spins and yields, but parks ramping up to 200 ms: past the 100 ms liveness
+/// interval, so on FIFO channels the late parks are untimed and watch the peers' pidfds
+/// (shorter ones poll liveness on their timeouts): both paths meet kills here.
 fn idle() -> Backoff {
-    Backoff::default()
+    Backoff::new(10, 5, Duration::from_micros(1), Duration::from_millis(200))
 }
 
 struct Ledger(File);

@@ -20,6 +20,10 @@ pub(crate) fn after(timeout: Duration) -> TimeSpec {
     now() + TimeSpec::from_duration(timeout)
 }
 
+fn poll_fd(fd: BorrowedFd<'_>) -> PollFd<'_> {
+    PollFd::new(fd, PollFlags::POLLIN)
+}
+
 /// Time left until `deadline`, or `None` when it has passed.
 pub(crate) fn remaining(deadline: TimeSpec) -> Option<TimeSpec> {
     let left = deadline - now();
@@ -45,13 +49,24 @@ pub(crate) fn wait_readable<N: PollableNotifier + ?Sized>(
             format!("at most {MAX_WATCH} watched fds, got {}", watch.len()),
         ));
     }
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(1 + watch.len());
-    fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
-    fds.extend(watch.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+    // No allocation for the usual case (a channel passes at most its one watch fd):
+    // this runs on every park.
+    let (mut small, mut large);
+    let fds: &mut [PollFd<'_>] = if watch.len() <= 1 {
+        let second = watch.first().copied().unwrap_or(n.as_fd());
+        small = [poll_fd(n.as_fd()), poll_fd(second)];
+        &mut small[..1 + watch.len()]
+    } else {
+        large = std::iter::once(n.as_fd())
+            .chain(watch.iter().copied())
+            .map(poll_fd)
+            .collect::<Vec<_>>();
+        &mut large
+    };
     loop {
         let left = deadline.map(|d| remaining(d).unwrap_or_else(|| TimeSpec::new(0, 0)));
         tracing::trace!(?left, watched = watch.len(), "sleeping in ppoll");
-        match nix::poll::ppoll(&mut fds, left, None) {
+        match nix::poll::ppoll(fds, left, None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }

@@ -90,8 +90,13 @@ fn watches_fds_or_refuses<N: Notifier + 'static>(n: Arc<N>) {
     let (how, took) = waiter.join().unwrap();
     assert_eq!(how, Wait::Watched);
     assert!(took < LONG, "woke by timeout, not by the watched fd");
-    // Still readable: watched again at once, unless a notification is pending.
+    // Still readable: watched again at once, unless a notification is pending; also
+    // as the second of several watched fds.
     assert_eq!(n.wait_watching(&watch(), None).unwrap(), Wait::Watched);
+    let quiet = EventFd::new().unwrap();
+    let two = [std::os::fd::AsFd::as_fd(&quiet), watch()[0]];
+    assert_eq!(n.wait_watching(&two, None).unwrap(), Wait::Watched);
+    assert_eq!(n.wait_watching(&two[..1], short).unwrap(), Wait::TimedOut);
     n.notify().unwrap();
     assert_eq!(n.wait_watching(&watch(), None).unwrap(), Wait::Notified);
 }

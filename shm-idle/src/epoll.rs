@@ -284,6 +284,19 @@ impl EpollPark {
         Ok(())
     }
 
+    /// One park, watching whatever fds are registered.
+    fn block_watching_registered<N: PollableNotifier + ?Sized>(
+        &mut self,
+        notifier: &N,
+        timeout: Option<Duration>,
+    ) -> io::Result<Wait> {
+        Ok(match self.park(notifier, timeout)? {
+            (true, _) => Wait::Notified,
+            (false, true) => Wait::Watched,
+            (false, false) => Wait::TimedOut,
+        })
+    }
+
     /// One park: `(notified, a watched fd fired)`.
     fn park<N: PollableNotifier + ?Sized>(
         &mut self,
@@ -314,11 +327,11 @@ impl EpollPark {
 }
 
 impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
+    /// Also ends with [`Wait::Watched`] while fds registered by an earlier
+    /// [`ParksOn::block_watching`] are readable (they stay in the set), so the caller
+    /// learns why instead of seeing timeouts that come at once.
     fn block(&mut self, notifier: &N, timeout: Option<Duration>) -> io::Result<Wait> {
-        Ok(match self.park(notifier, timeout)? {
-            (true, _) => Wait::Notified,
-            (false, _) => Wait::TimedOut,
-        })
+        self.block_watching_registered(notifier, timeout)
     }
 
     /// The watched fds join this strategy's epoll set (level-triggered), registered once
@@ -332,10 +345,6 @@ impl<N: PollableNotifier + ?Sized> ParksOn<N> for EpollPark {
         timeout: Option<Duration>,
     ) -> io::Result<Wait> {
         self.ensure_watching(watch)?;
-        Ok(match self.park(notifier, timeout)? {
-            (true, _) => Wait::Notified,
-            (false, true) => Wait::Watched,
-            (false, false) => Wait::TimedOut,
-        })
+        self.block_watching_registered(notifier, timeout)
     }
 }

@@ -197,3 +197,39 @@ fn a_writer_sleeping_on_a_full_ring_watches_the_reader() {
         );
     }
 }
+
+/// A watched writer dies while the reader is parked with a timeout (an MPSC claim is open
+/// at head, so it cannot park untimed) in an EpollPark that still holds the watch fd from
+/// an earlier untimed park: the park must say the peer exited, not keep ending at once as
+/// a timeout (a busy loop until the claim is skipped, 10 s here).
+#[test]
+fn an_epoll_reader_behind_an_open_claim_does_not_spin_on_a_dead_peer() {
+    type Rx = shm_channel::Receiver<shm_ring::Mpsc, shm_notify::Fifo, shm_idle::EpollPark>;
+    let name = unique_name("watchspin");
+    let b = ChannelBuilder::new()
+        .detect_interval(DETECT)
+        .unblock_after(Duration::from_secs(10));
+    let mut rx: Rx = b
+        .create_receiver(&name, shm_idle::EpollPark::new(100, None))
+        .unwrap();
+    let mut idle_writer = peer(
+        &["send-hang", "mpsc", "fifo", "epoll", &name, "0", "1", "0"],
+        None,
+    );
+    assert_eq!(read_line(&mut idle_writer), "sent");
+    // An untimed park: the watch fd joins the EpollPark's set.
+    let r = rx.recv_timeout(Duration::from_millis(200), |_| ());
+    assert!(matches!(r, Err(RecvError::Timeout)), "{r:?}");
+    let mut claimer = peer(&["claim-hang", "mpsc", "fifo", "epoll", &name], None);
+    assert_eq!(read_line(&mut claimer), "claimed");
+    let before = rx.stats().parks;
+    let killer = kill_later(idle_writer);
+    let r = rx.recv_timeout(2 * IDLE, |_| ());
+    killer.join().unwrap();
+    assert!(matches!(r, Err(RecvError::Timeout)), "{r:?}");
+    // Timed parks at the liveness interval over 1.2 s: about 24 (a spin: many thousands).
+    let parks = rx.stats().parks - before;
+    assert!(parks < 200, "{parks} parks in {:?}: spinning", 2 * IDLE);
+    eprintln!("behind an open claim, a watched writer killed: {parks} parks");
+    claimer.kill();
+}

@@ -5,8 +5,10 @@
 //! `recv().await` on a channel that has a message returns it at once: no system call, no
 //! reactor. Only an empty channel makes the receiver announce itself on the waiter word,
 //! re-check, and wait for the writer's notify; a dropped (cancelled) future withdraws the
-//! announcement. While it waits it wakes at the channel's liveness interval to notice a
-//! writer that died without closing.
+//! announcement. Both ends run the channel's wait engine (the same end-of-stream rule,
+//! liveness checks and counts as the blocking ends); only the blocking is tokio's. While
+//! they wait they wake at the channel's liveness interval to notice a peer that died
+//! without closing.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,12 +26,12 @@
 //! # }
 //! ```
 
-use crate::layout::Direction;
+use crate::engine::{Engine, Op, Step};
 use crate::link::Link;
-use crate::waiter::Announced;
-use crate::{liveness, Receiver, RecvError, SendError, Sender};
-use shm_idle::ParksOn;
-use shm_notify::PollableNotifier;
+use crate::waiter::{Announced, Parked};
+use crate::{Receiver, RecvError, SendError, Sender};
+use shm_idle::{Action, ParksOn};
+use shm_notify::{PollableNotifier, Wait};
 use shm_ring::RingKind;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -58,21 +60,55 @@ fn register<N: PollableNotifier>(n: &Arc<N>) -> io::Result<AsyncFd<NotifierFd<N>
         .map_err(io::Error::from)
 }
 
-/// Waits until `fd` is readable or `link.detect` passes; drains the notifier. Returns
-/// `false` on the timeout.
+/// Waits until `fd` is readable or `timeout` passes; drains the notifier. Returns how
+/// the wait ended.
 async fn wait_notified<N: PollableNotifier>(
     fd: &AsyncFd<NotifierFd<N>>,
     notifier: &N,
-    detect: std::time::Duration,
-) -> io::Result<bool> {
-    match tokio::time::timeout(detect, fd.readable()).await {
-        Ok(ready) => {
-            let mut ready = ready?;
-            notifier.drain()?;
-            ready.clear_ready();
-            Ok(true)
+    timeout: Option<std::time::Duration>,
+) -> io::Result<Wait> {
+    let readable = async {
+        let mut ready = fd.readable().await?;
+        notifier.drain()?;
+        ready.clear_ready();
+        Ok::<_, io::Error>(())
+    };
+    match timeout {
+        None => readable.await.map(|()| Wait::Notified),
+        Some(t) => match tokio::time::timeout(t, readable).await {
+            Ok(r) => r.map(|()| Wait::Notified),
+            Err(_) => Ok(Wait::TimedOut),
+        },
+    }
+}
+
+/// One wait of the engine in tokio's reactor: the engine's steps, and where it would
+/// block, announce, re-check and await the notifier's fd instead (a cancelled future
+/// withdraws the announcement as it drops).
+async fn wait<O: Op, N: PollableNotifier>(
+    engine: &mut Engine,
+    link: &Link<N>,
+    fd: &AsyncFd<NotifierFd<N>>,
+    op: &mut O,
+) -> Result<O::Out, O::Error> {
+    let (word, notifier) = (link.word(engine.dir()), link.notifier(engine.dir()));
+    loop {
+        // No spinning on an executor thread: park at once. The reactor cannot also
+        // sleep on the peers' pidfds, so parks are timed at the liveness interval.
+        let plan = match engine.step(link, op, None, false, |_| Action::Park(None)) {
+            Step::Done(out) => return out,
+            Step::Again => continue,
+            Step::Park(plan) => plan,
+        };
+        let announced = Announced::new(word, engine.who, notifier);
+        if let Some(out) = op.attempt() {
+            drop(announced);
+            engine.parked(Parked::Skipped);
+            return out;
         }
-        Err(_) => Ok(false),
+        let woke = wait_notified(fd, notifier, plan.timeout(announced.suspect)).await;
+        drop(announced);
+        engine.parked(Parked::Slept(woke?));
     }
 }
 
@@ -96,39 +132,10 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
     }
 
     /// Receives one message into `f`. `Disconnected` once every writer is gone and all
-    /// they committed was read.
+    /// they committed was read (the same rules as [`Receiver::recv`]).
     pub async fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
-        let mut f = Some(f);
-        let mut out = None;
-        let mut take = |m: &[u8]| out = f.take().map(|f| f(m));
-        let link = &self.link;
-        loop {
-            if self.rx.poll(1, &mut take)? > 0 {
-                break;
-            }
-            let announced = Announced::new(link.word(Direction::Data), &*link.data);
-            if self.rx.poll(1, &mut take)? > 0 {
-                break;
-            }
-            if !wait_notified(&self.fd, &*link.data, link.detect).await?
-                && liveness::writers_gone(&link.segment)
-            {
-                drop(announced);
-                if self.rx.poll(1, &mut take)? > 0 {
-                    break;
-                }
-                if self
-                    .rx
-                    .consumer
-                    .repair_abandoned()
-                    .map_err(|e| RecvError::Corrupt(e.to_string()))?
-                {
-                    continue;
-                }
-                return Err(RecvError::Disconnected);
-            }
-        }
-        Ok(out.expect("a message was handled"))
+        let (mut op, engine, _) = self.rx.op(f);
+        wait(engine, &self.link, &self.fd, &mut op).await
     }
 
     /// Receives one message as an owned buffer.
@@ -164,23 +171,10 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
     /// Sends `msg`, waiting for space as long as needed; `Disconnected` once the reader
     /// is gone (closed, or dead within the liveness interval).
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let link = &self.link;
-        loop {
-            match self.tx.try_send(msg) {
-                Err(SendError::Full) => {}
-                other => return other,
-            }
-            let _announced = Announced::new(link.word(Direction::Space), &*link.space);
-            match self.tx.try_send(msg) {
-                Err(SendError::Full) => {}
-                other => return other,
-            }
-            if !wait_notified(&self.fd, &*link.space, link.detect).await?
-                && liveness::reader_gone(&link.segment)
-            {
-                return Err(SendError::Disconnected);
-            }
-        }
+        self.tx.check_len(msg)?;
+        let (mut op, engine, _) = self.tx.op(msg);
+        wait(engine, &self.link, &self.fd, &mut op).await?;
+        self.tx.sent()
     }
 
     /// The wrapped sender.

@@ -1,11 +1,11 @@
 //! Making channels: in one process (threads), by name across processes, or anonymously
 //! with the segment's and notifiers' fds handed to the peer.
 
+use crate::engine::Engine;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{Side, Slot};
 use crate::peers::PeerWatch;
-use crate::sender::WriterEnd;
 use crate::waiter;
 use crate::{ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
@@ -136,19 +136,19 @@ pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
     idle: I,
 ) -> Result<Sender<K, N, I>, ChannelError> {
     let producer = link.segment.producer::<K>()?;
-    let end = WriterEnd {
-        slot: Slot::writer(&link.segment)?,
-        link: link.clone(),
-    };
-    let end = shm_ring::sync::Arc::new(end);
-    attached(link, Direction::Data)?;
+    let slot = Slot::writer(&link.segment)?;
+    attached(link, &slot, Direction::Space, Direction::Data)?;
     Ok(Sender {
         producer,
         link: link.clone(),
         idle,
-        end,
+        engine: Engine::new(
+            Direction::Space,
+            slot.sleeper(),
+            PeerWatch::new(Side::Reader),
+        ),
+        slot,
         stats: Stats::default(),
-        watch: PeerWatch::new(Side::Reader),
     })
 }
 
@@ -158,31 +158,42 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
 ) -> Result<Receiver<K, N, I>, ChannelError> {
     let consumer = link.segment.consumer::<K>()?;
     let slot = Slot::reader(&link.segment)?;
-    attached(link, Direction::Space)?;
+    attached(link, &slot, Direction::Data, Direction::Space)?;
     Ok(Receiver {
         consumer,
         link: link.clone(),
         idle,
+        engine: Engine::new(
+            Direction::Data,
+            slot.sleeper(),
+            PeerWatch::new(Side::Writers),
+        ),
         slot,
         stats: Stats::default(),
         unblock_after: link.unblock_after,
-        watch: PeerWatch::new(Side::Writers),
+        gone_seen: false,
     })
 }
 
-/// A new end took its slot: wake the other side's parked ends (those waiting on `dir`),
-/// whose peer watch must now include it (see [`crate::peers`]). Only notifiers that can
-/// watch park without a timeout, so only they need it.
-fn attached<N: Notifier>(link: &Link<N>, dir: Direction) -> Result<(), ChannelError> {
-    let notifier = match dir {
-        Direction::Data => &link.data,
-        Direction::Space => &link.space,
-    };
+/// A new end took `slot`, where it sleeps on `mine`. Whatever an end that held the slot
+/// before left announced on `mine` is withdrawn (it died parked, or the memory is stale),
+/// so no phantom sleeper wakes or passes wake-ups to no one. Then the other side's parked
+/// ends (on `theirs`) are woken, since their peer watch must now include this end (see
+/// [`crate::peers`]); only notifiers that can watch park without a timeout, so only they
+/// need it.
+fn attached<N: Notifier>(
+    link: &Link<N>,
+    slot: &Slot,
+    mine: Direction,
+    theirs: Direction,
+) -> Result<(), ChannelError> {
+    let io = |what| move |source| ChannelError::Io { what, source };
+    waiter::take_over(link.word(mine), slot.sleeper(), link.notifier(mine))
+        .map_err(io("withdrawing a dead end's announcement"))?;
+    let notifier = link.notifier(theirs);
     if notifier.can_watch() {
-        waiter::wake(link.word(dir), &**notifier).map_err(|source| ChannelError::Io {
-            what: "waking the parked peer of a new end",
-            source,
-        })?;
+        waiter::wake(link.word(theirs), notifier)
+            .map_err(io("waking the parked peer of a new end"))?;
     }
     Ok(())
 }

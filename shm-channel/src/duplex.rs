@@ -27,7 +27,7 @@ use crate::{
 };
 use shm_idle::ParksOn;
 use shm_ring::Spsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ID: usize = 8;
 
@@ -69,17 +69,15 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
     /// Sends `request` and waits up to `timeout` for its reply. Replies to earlier calls
     /// that timed out are skipped.
     pub fn call(&mut self, request: &[u8], timeout: Duration) -> Result<Vec<u8>, CallError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::engine::deadline(timeout);
         let id = self.next;
         self.next += 1;
         let mut msg = Vec::with_capacity(ID + request.len());
         msg.extend_from_slice(&id.to_le_bytes());
         msg.extend_from_slice(request);
-        self.tx
-            .send_timeout(&msg, deadline.saturating_duration_since(Instant::now()))?;
+        self.tx.send_until(&msg, deadline)?;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let reply = self.rx.recv_timeout(left, |m| {
+            let reply = self.rx.recv_until(deadline, |m| {
                 let got = m
                     .get(..ID)
                     .map(|b| u64::from_le_bytes(b.try_into().unwrap()));

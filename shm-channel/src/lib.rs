@@ -33,6 +33,7 @@ mod async_ends;
 mod builder;
 #[cfg(not(shm_loom))]
 pub mod duplex;
+mod engine;
 mod error;
 #[cfg(not(shm_loom))]
 mod inspect;

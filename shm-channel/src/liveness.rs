@@ -6,6 +6,7 @@
 //! recorded (a reused pid has another), which detects death within one check interval.
 
 use crate::layout::{READER_SLOT, SLOT_WORDS, WRITERS_EVER, WRITER_SLOTS, WRITER_SLOTS_AT};
+use crate::waiter::Sleeper;
 use crate::ChannelError;
 use shm_ring::sync::Ordering;
 use shm_ring::Segment;
@@ -193,6 +194,24 @@ impl Slot {
 }
 
 impl Slot {
+    /// Who this slot's end is on the waiter words.
+    pub(crate) fn sleeper(&self) -> Sleeper {
+        match self.at {
+            READER_SLOT => Sleeper::Reader,
+            at => Sleeper::Writer((at - WRITER_SLOTS_AT) / SLOT_WORDS),
+        }
+    }
+
+    /// Takes writer slot `i` if its process died without closing it (killed), so the
+    /// caller can withdraw what it left on the space word; the slot closes on drop.
+    pub(crate) fn take_dead_writer(seg: &Segment, i: usize) -> Option<Slot> {
+        let at = WRITER_SLOTS_AT + i * SLOT_WORDS;
+        (i < WRITER_SLOTS && take_dead(seg, at)).then(|| Slot {
+            segment: seg.clone(),
+            at,
+        })
+    }
+
     /// Marks the slot closed (idempotent).
     pub(crate) fn close(&self) {
         word(&self.segment, self.at, STATE).store(CLOSED, Ordering::Release);

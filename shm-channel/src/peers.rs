@@ -155,10 +155,9 @@ impl PeerWatch {
         self.owed = true;
     }
 
-    /// Records that the end ran its liveness check (passes its result through).
-    pub(crate) fn checked(&mut self, gone: bool) -> bool {
+    /// Records that the end runs its liveness check now.
+    pub(crate) fn checked(&mut self) {
         self.owed = false;
-        gone
     }
 
     /// The fd to sleep on beside the notifier: readable once a watched peer exited.

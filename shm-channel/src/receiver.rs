@@ -1,13 +1,13 @@
-//! The receiving end.
+//! The receiving end, and the one rule for the end of a stream.
 
+use crate::engine::{self, Engine, Op};
 use crate::layout::Direction;
-use crate::link::{cap, simple_action, Link, Pacer, Stats};
+use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
-use crate::peers::PeerWatch;
-use crate::waiter::{self, Parked};
+use crate::waiter;
 use crate::RecvError;
 use shm_idle::{Action, ParksOn};
-use shm_notify::{Notifier, Wait};
+use shm_notify::Notifier;
 use shm_ring::{Consumer, ReadError, RingKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +22,11 @@ pub struct Receiver<K: RingKind, N: Notifier, I> {
     pub(crate) slot: Slot,
     pub(crate) stats: Stats,
     pub(crate) unblock_after: Duration,
-    /// The writers' pidfds, so a park needs no timeout (fd-based notifiers).
-    pub(crate) watch: PeerWatch,
+    /// The last liveness check found every writer gone, and messages were left: the next
+    /// empty read checks again before any park (a writer may also have come since).
+    pub(crate) gone_seen: bool,
+    /// Waits for messages (watching the writers' pidfds where the notifier allows).
+    pub(crate) engine: Engine,
 }
 
 fn read_error(e: ReadError) -> RecvError {
@@ -32,31 +35,27 @@ fn read_error(e: ReadError) -> RecvError {
 
 impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// Hands up to `limit` waiting messages to `handler`, in order, and returns how many
-    /// (Aeron's duty-cycle poll). Never blocks. `Disconnected` only when nothing is left
-    /// and every writer closed its end.
+    /// (Aeron's duty-cycle poll). Never blocks. With nothing to read it applies the same
+    /// rules as every receive path: a claim left open by a dead MPSC writer is skipped,
+    /// and `Disconnected` comes once every writer is gone (closed, or found dead by the
+    /// liveness check, which runs four times per detection interval while polls come up
+    /// empty) and everything they committed was delivered.
     pub fn poll(
         &mut self,
         limit: usize,
         mut handler: impl FnMut(&[u8]),
     ) -> Result<usize, RecvError> {
-        let n = self.read(limit, &mut handler)?;
-        if n > 0 || !liveness::writers_closed(&self.link.segment) {
+        let mut end = self.reading();
+        let n = end.read(limit, &mut handler)?;
+        if n > 0 {
             return Ok(n);
         }
-        // Every writer closed: deliver what they committed, skipping a claim left open
-        // by one that died before (no one is left to commit it), then Disconnected.
-        loop {
-            let n = self.read(limit, &mut handler)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            if !self.consumer.repair_abandoned().map_err(read_error)? {
-                return Err(RecvError::Disconnected);
-            }
-        }
+        let check = self.engine.check_due(Action::Spin, self.link.detect) | self.gone_seen;
+        self.reading().settle(check, limit, &mut handler)
     }
 
-    /// Receives one message into `f` if one is there; never blocks.
+    /// Receives one message into `f` if one is there; never blocks (see [`Receiver::poll`]
+    /// for skipped claims and `Disconnected`).
     pub fn try_recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         let mut f = Some(f);
         let mut out = None;
@@ -72,13 +71,14 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.recv_until(None, f)
     }
 
-    /// Like [`Receiver::recv`], giving up with `Timeout` after `timeout`.
+    /// Like [`Receiver::recv`], giving up with `Timeout` after `timeout` (any
+    /// `Duration`: one too large for the clock means no deadline).
     pub fn recv_timeout<R>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, RecvError> {
-        self.recv_until(Some(Instant::now() + timeout), f)
+        self.recv_until(engine::deadline(timeout), f)
     }
 
     /// Receives one message as an owned buffer (a copy; `recv` avoids it).
@@ -99,7 +99,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
 
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.engine.stats(self.stats)
     }
 
     /// The idle strategy (to inspect or adjust it).
@@ -107,126 +107,164 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         &mut self.idle
     }
 
+    /// `recv` with an optional deadline: the wait engine runs a [`RecvOp`].
+    pub(crate) fn recv_until<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, RecvError> {
+        let (mut op, engine, idle) = self.op(f);
+        let link = op.end.link;
+        engine.wait(link, idle, &mut op, deadline)
+    }
+
+    /// The operation of receiving one message into `f`, for the wait engine, with the
+    /// engine and the idle strategy borrowed beside it.
+    pub(crate) fn op<F: FnOnce(&[u8]) -> R, R>(
+        &mut self,
+        f: F,
+    ) -> (RecvOp<'_, K, N, F, R>, &mut Engine, &mut I) {
+        let op = RecvOp {
+            end: Reading {
+                consumer: &mut self.consumer,
+                link: &self.link,
+                stats: &mut self.stats,
+                unblock_after: self.unblock_after,
+                gone_seen: &mut self.gone_seen,
+            },
+            f: Some(f),
+            out: None,
+        };
+        (op, &mut self.engine, &mut self.idle)
+    }
+
+    fn reading(&mut self) -> Reading<'_, K, N> {
+        self.op(|_: &[u8]| ()).0.end
+    }
+}
+
+/// The reading half of a receiver, borrowed apart from its engine.
+pub(crate) struct Reading<'a, K: RingKind, N> {
+    consumer: &'a mut Consumer<K>,
+    pub(crate) link: &'a Link<N>,
+    stats: &'a mut Stats,
+    unblock_after: Duration,
+    gone_seen: &'a mut bool,
+}
+
+impl<K: RingKind, N: Notifier> Reading<'_, K, N> {
+    /// Reads up to `limit` messages and wakes writers waiting for the space they freed.
+    #[inline]
     fn read(&mut self, limit: usize, handler: &mut impl FnMut(&[u8])) -> Result<usize, RecvError> {
         let n = self
             .consumer
             .read(limit, |_, m| handler(m))
             .map_err(read_error)?;
         if n > 0 {
-            self.consumed(n)?;
+            self.stats.received += n as u64;
+            if waiter::wake(self.link.word(Direction::Space), &*self.link.space)? {
+                self.stats.notifies += 1;
+            }
         }
         Ok(n)
     }
 
-    fn consumed(&mut self, n: usize) -> Result<(), RecvError> {
-        self.stats.received += n as u64;
-        if waiter::wake(self.link.word(Direction::Space), &*self.link.space)? {
-            self.stats.notifies += 1;
-        }
-        Ok(())
-    }
-
-    fn recv_until<R>(
+    /// The end-of-stream rule, after a read found nothing; every receive path runs it.
+    /// With `check` (the paced liveness check), a claim stuck at head past
+    /// `unblock_after` (MPSC: its writer died) is skipped.
+    /// When every writer has closed, or `check` finds them all gone (the paced liveness
+    /// check), everything committed is delivered, claims no one is left to commit are
+    /// skipped, and only then `Disconnected`. Returns how many messages it delivered.
+    pub(crate) fn settle(
         &mut self,
-        deadline: Option<Instant>,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, RecvError> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.idle.reset();
-        let mut pacer = Pacer::new();
-        let mut woken = false;
+        check: bool,
+        limit: usize,
+        handler: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, RecvError> {
+        let seg = &self.link.segment;
+        if check
+            && self
+                .consumer
+                .repair_stalled(self.unblock_after)
+                .map_err(read_error)?
+        {
+            tracing::warn!("skipped a claim left uncommitted past unblock_after");
+            let n = self.read(limit, handler)?;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        if check {
+            *self.gone_seen = false;
+        }
+        let gone = liveness::writers_closed(seg) || (check && liveness::writers_gone(seg));
+        if !gone {
+            return Ok(0);
+        }
+        // Everything committed before they left is visible now: drain it first.
         loop {
-            if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
-                return Ok(out.expect("handler ran"));
+            let n = self.read(limit, handler)?;
+            if n > 0 {
+                *self.gone_seen = check;
+                return Ok(n);
             }
-            if std::mem::take(&mut woken) {
-                self.stats.spurious_wakes += 1;
-            }
-            let action = self.idle.idle(0);
-            // A check the watch owes (a watched writer exited, or one was found dead)
-            // runs before any park, whatever else this call does.
-            let check = self.watch.check_owed() | pacer.due(action, self.link.detect);
-            // MPSC: skip a claim whose producer died before committing it.
-            if check
-                && self
-                    .consumer
-                    .repair_stalled(self.unblock_after)
-                    .map_err(read_error)?
-            {
-                tracing::warn!("skipped a claim left uncommitted by a dead producer");
-                continue;
-            }
-            if liveness::writers_closed(&self.link.segment)
-                || (check
-                    && self
-                        .watch
-                        .checked(liveness::writers_gone(&self.link.segment)))
-            {
-                // Everything committed before they left is visible now: drain it first.
-                if self.read(1, &mut |m: &[u8]| out = f.take().map(|f| f(m)))? > 0 {
-                    return Ok(out.expect("handler ran"));
-                }
-                // A claim still open at head belongs to a writer that died: no one is
-                // left to commit it, so skip it now (not after `unblock_after`) and
-                // deliver what other writers committed behind it.
-                if self.consumer.repair_abandoned().map_err(read_error)? {
-                    tracing::warn!("skipped a claim left open by a writer that died");
-                    self.watch.owe_check(); // still gone after what follows the claim
-                    continue;
-                }
+            // A claim still open at head belongs to a writer that is gone: no one is left
+            // to commit it, so skip it now and deliver what others committed behind it.
+            if !self.consumer.repair_abandoned().map_err(read_error)? {
                 tracing::debug!("all senders gone: disconnected");
                 return Err(RecvError::Disconnected);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvError::Timeout);
-            }
-            let Action::Park(timeout) = action else {
-                simple_action(action, deadline);
-                continue;
-            };
-            let link = &*self.link;
-            // Untimed only with every writer watched and no claim open at head (an
-            // uncommitted claim is skipped after `unblock_after`: that needs a clock).
-            // A park shorter than the liveness interval ends in time for the next check
-            // anyway: only longer ones are worth watching the peers for.
-            let long = timeout.map_or(true, |t| t >= link.detect);
-            let can_watch = long && self.idle.watches(&link.data);
-            let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                continue; // a check is owed first
-            };
-            let watching = watching && !self.consumer.behind_tail();
-            let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
-            let (consumer, idle, watch) = (&mut self.consumer, &mut self.idle, &self.watch);
-            let mut got = Ok(0);
-            let parked = waiter::park(
-                link.word(Direction::Data),
-                &*link.data,
-                || {
-                    got = consumer
-                        .read(1, |_, m| out = f.take().map(|f| f(m)))
-                        .map_err(read_error);
-                    !matches!(got, Ok(0))
-                        || liveness::writers_closed(&link.segment)
-                        || (watching && !watch.is_current(&link.segment))
-                },
-                || match watching {
-                    true => idle.block_watching(&*link.data, watch.fd().as_slice(), timeout),
-                    false => idle.block(&*link.data, timeout),
-                },
-            )?;
-            if let Parked::Slept(_) = parked {
-                self.stats.parks += 1;
-            }
-            if got? > 0 {
-                self.consumed(1)?;
-                return Ok(out.expect("handler ran"));
-            }
-            if parked == Parked::Slept(Wait::Watched) {
-                self.watch.peer_exited();
-            }
-            woken = parked == Parked::Slept(Wait::Notified);
+            tracing::warn!("skipped a claim left open by a writer that is gone");
         }
+    }
+}
+
+/// Receiving one message into `f`: what the wait engine tries and checks.
+pub(crate) struct RecvOp<'a, K: RingKind, N, F, R> {
+    pub(crate) end: Reading<'a, K, N>,
+    f: Option<F>,
+    out: Option<R>,
+}
+
+impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, R> {
+    fn run(&mut self, check: bool) -> Option<Result<R, RecvError>> {
+        let (f, out) = (&mut self.f, &mut self.out);
+        let mut take = |m: &[u8]| *out = f.take().map(|f| f(m));
+        let got = match self.end.read(1, &mut take) {
+            Ok(0) => self.end.settle(check, 1, &mut take),
+            other => other,
+        };
+        match got {
+            Ok(0) => None,
+            Ok(_) => Some(Ok(self.out.take().expect("handler ran"))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K, N, F, R> {
+    type Out = R;
+    type Error = RecvError;
+
+    fn attempt(&mut self) -> Option<Result<R, RecvError>> {
+        self.run(false)
+    }
+
+    fn check(&mut self) -> Option<Result<R, RecvError>> {
+        self.run(true)
+    }
+
+    fn owes_check(&self) -> bool {
+        *self.end.gone_seen
+    }
+
+    fn may_park_untimed(&self) -> bool {
+        // An uncommitted claim at head is skipped after `unblock_after`: that needs a clock.
+        !self.end.consumer.behind_tail()
+    }
+
+    fn timed_out() -> RecvError {
+        RecvError::Timeout
     }
 }
 

@@ -1,13 +1,13 @@
 //! The sending end.
 
+use crate::engine::{self, Engine, Op};
 use crate::layout::Direction;
-use crate::link::{cap, simple_action, Link, Pacer, Stats};
-use crate::liveness::{self, Side, Slot};
-use crate::peers::PeerWatch;
-use crate::waiter::{self, Parked};
-use crate::SendError;
-use shm_idle::{Action, ParksOn};
-use shm_notify::{Notifier, Wait};
+use crate::link::{Link, Stats};
+use crate::liveness::{self, Slot};
+use crate::waiter::{self, Sleeper};
+use crate::{ChannelError, SendError};
+use shm_idle::ParksOn;
+use shm_notify::Notifier;
 use shm_ring::{Claim, Mpsc, Producer, RingKind, WriteError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,29 +16,22 @@ use std::time::{Duration, Instant};
 pub(crate) const MSG: i32 = 1;
 
 /// The sending end of a channel: ring kind `K`, notifier `N`, idle strategy `I` (used
-/// while the channel is full). `Sender<Mpsc, ..>` is `Clone` when `I` is.
+/// while the channel is full). Each end holds its own writer slot: a
+/// `Sender<Mpsc, ..>` makes more with [`Sender::try_clone`].
 #[derive(Debug)]
 pub struct Sender<K: RingKind, N: Notifier, I> {
     pub(crate) producer: Producer<K>,
     pub(crate) link: Arc<Link<N>>,
     pub(crate) idle: I,
-    /// Shared by the clones in this process; its drop (the last clone's) closes the slot.
-    pub(crate) end: shm_ring::sync::Arc<WriterEnd<N>>,
-    pub(crate) stats: Stats,
-    /// The reader's pidfd, so a park needs no timeout (fd-based notifiers).
-    pub(crate) watch: PeerWatch,
-}
-
-/// This process's writer slot. Dropped with the last clone: marks the slot closed and
-/// wakes the reader. The reference count is the facade's `Arc`, so the last drop
-/// happens after every clone's sends (loom checks that edge too).
-#[derive(Debug)]
-pub(crate) struct WriterEnd<N: Notifier> {
+    /// This end's writer slot; closed when the end drops.
     pub(crate) slot: Slot,
-    pub(crate) link: Arc<Link<N>>,
+    pub(crate) stats: Stats,
+    /// Waits for space (watching the reader's pidfd where the notifier allows).
+    pub(crate) engine: Engine,
 }
 
-impl<N: Notifier> Drop for WriterEnd<N> {
+impl<K: RingKind, N: Notifier, I> Drop for Sender<K, N, I> {
+    /// Closes the writer's slot and wakes a parked reader, so it learns at once.
     fn drop(&mut self) {
         if crate::unwinding_model() {
             return;
@@ -56,7 +49,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
         }
-        match self.write(msg)? {
+        match write_once(&mut self.producer, msg)? {
             true => self.sent(),
             false => Err(SendError::Full),
         }
@@ -69,14 +62,18 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         self.send_until(msg, None)
     }
 
-    /// Like [`Sender::send`], giving up with `Timeout` after `timeout`.
+    /// Like [`Sender::send`], giving up with `Timeout` after `timeout` (any `Duration`:
+    /// one too large for the clock means no deadline).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.send_until(msg, Some(Instant::now() + timeout))
+        self.send_until(msg, engine::deadline(timeout))
     }
 
     /// Reserves `len` bytes to write in place; [`SendClaim::commit`] sends them. Never
     /// blocks: `Full` when there is no space now.
     pub fn try_claim(&mut self, len: usize) -> Result<SendClaim<'_, K, N>, SendError> {
+        if liveness::reader_closed(&self.link.segment) {
+            return Err(SendError::Disconnected);
+        }
         let claim = match self.producer.try_claim(MSG, len) {
             Ok(c) => c,
             Err(WriteError::Full) => return Err(SendError::Full),
@@ -91,7 +88,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
 
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.engine.stats(self.stats)
     }
 
     /// Largest message this channel carries.
@@ -104,11 +101,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         &mut self.idle
     }
 
-    fn write(&mut self, msg: &[u8]) -> Result<bool, SendError> {
-        write_once(&mut self.producer, msg)
-    }
-
-    fn sent(&mut self) -> Result<(), SendError> {
+    pub(crate) fn sent(&mut self) -> Result<(), SendError> {
         self.stats.sent += 1;
         if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
             self.stats.notifies += 1;
@@ -116,93 +109,103 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         Ok(())
     }
 
-    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
-        if msg.len() > self.producer.max_message_len() {
-            return Err(SendError::TooLong {
+    /// `send` with an optional deadline: the wait engine runs a [`SendOp`].
+    pub(crate) fn send_until(
+        &mut self,
+        msg: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        self.check_len(msg)?;
+        let (mut op, engine, idle) = self.op(msg);
+        let link = op.link;
+        engine.wait(link, idle, &mut op, deadline)?;
+        self.sent()
+    }
+
+    /// `TooLong` unless `msg` fits this channel.
+    pub(crate) fn check_len(&self, msg: &[u8]) -> Result<(), SendError> {
+        let max = self.producer.max_message_len();
+        match msg.len() > max {
+            true => Err(SendError::TooLong {
                 len: msg.len(),
-                max: self.producer.max_message_len(),
-            });
+                max,
+            }),
+            false => Ok(()),
         }
-        self.idle.reset();
-        let mut pacer = Pacer::new();
-        let mut woken = false;
-        loop {
-            if liveness::reader_closed(&self.link.segment) {
-                return Err(SendError::Disconnected);
-            }
-            if self.write(msg)? {
-                return self.sent();
-            }
-            if std::mem::take(&mut woken) {
-                self.stats.spurious_wakes += 1;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SendError::Timeout);
-            }
-            let action = self.idle.idle(0);
-            let check = self.watch.check_owed() | pacer.due(action, self.link.detect);
-            if check
-                && self
-                    .watch
-                    .checked(liveness::reader_gone(&self.link.segment))
-            {
-                tracing::debug!("receiver is dead: disconnected");
-                return Err(SendError::Disconnected);
-            }
-            let Action::Park(timeout) = action else {
-                simple_action(action, deadline);
-                continue;
-            };
-            let link = &*self.link;
-            // A park shorter than the liveness interval ends in time for the next check
-            // anyway: only longer ones are worth watching the peers for.
-            let long = timeout.map_or(true, |t| t >= link.detect);
-            let can_watch = long && self.idle.watches(&link.space);
-            let Some(watching) = self.watch.untimed(can_watch, &link.segment) else {
-                continue; // a check is owed first
-            };
-            let timeout = cap(timeout, deadline, (!watching).then_some(link.detect));
-            let (producer, idle, watch) = (&mut self.producer, &mut self.idle, &self.watch);
-            let mut written = Ok(false);
-            let parked = waiter::park(
-                link.word(Direction::Space),
-                &*link.space,
-                || {
-                    written = write_once(producer, msg);
-                    !matches!(written, Ok(false))
-                        || liveness::reader_closed(&link.segment)
-                        || (watching && !watch.is_current(&link.segment))
-                },
-                || match watching {
-                    true => idle.block_watching(&*link.space, watch.fd().as_slice(), timeout),
-                    false => idle.block(&*link.space, timeout),
-                },
-            )?;
-            if written? {
-                return self.sent();
-            }
-            if let Parked::Slept(_) = parked {
-                self.stats.parks += 1;
-            }
-            if parked == Parked::Slept(Wait::Watched) {
-                self.watch.peer_exited();
-            }
-            // Woken: the next turn finds out whether there was space (else: spurious).
-            woken = parked == Parked::Slept(Wait::Notified);
-        }
+    }
+
+    /// The operation of sending `msg`, for the wait engine, with the engine and the idle
+    /// strategy borrowed beside it.
+    pub(crate) fn op<'a>(
+        &'a mut self,
+        msg: &'a [u8],
+    ) -> (SendOp<'a, K, N>, &'a mut Engine, &'a mut I) {
+        let op = SendOp {
+            producer: &mut self.producer,
+            link: &self.link,
+            me: self.slot.sleeper(),
+            msg,
+        };
+        (op, &mut self.engine, &mut self.idle)
     }
 }
 
-impl<N: Notifier, I: Clone> Clone for Sender<Mpsc, N, I> {
-    fn clone(&self) -> Self {
-        Sender {
-            producer: self.producer.clone(),
-            link: self.link.clone(),
-            idle: self.idle.clone(),
-            end: self.end.clone(),
-            stats: Stats::default(),
-            watch: PeerWatch::new(Side::Reader),
+impl<N: Notifier, I: ParksOn<N> + Clone> Sender<Mpsc, N, I> {
+    /// Another writer end of the same MPSC channel, with a slot of its own (so each end
+    /// is watched, and woken, on its own). Fails with `TooManyWriters` when every slot
+    /// is held by a live end.
+    pub fn try_clone(&self) -> Result<Self, ChannelError> {
+        crate::builder::sender(&self.link, self.idle.clone())
+    }
+}
+
+/// Sending one message: what the wait engine tries and checks.
+pub(crate) struct SendOp<'a, K: RingKind, N> {
+    producer: &'a mut Producer<K>,
+    link: &'a Link<N>,
+    me: Sleeper,
+    msg: &'a [u8],
+}
+
+impl<K: RingKind, N: Notifier> Op for SendOp<'_, K, N> {
+    type Out = ();
+    type Error = SendError;
+
+    fn attempt(&mut self) -> Option<Result<(), SendError>> {
+        if liveness::reader_closed(&self.link.segment) {
+            return Some(Err(SendError::Disconnected));
         }
+        match write_once(self.producer, self.msg) {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn check(&mut self) -> Option<Result<(), SendError>> {
+        let link = self.link;
+        if liveness::reader_gone(&link.segment) {
+            tracing::debug!("receiver is dead: disconnected");
+            return Some(Err(SendError::Disconnected));
+        }
+        // Writers killed while parked left their bits on the space word: take their
+        // slots over and withdraw for them, or every wake-up would be passed to no one.
+        let word = link.word(Direction::Space);
+        if waiter::others_announced(word, self.me) {
+            for i in 0..crate::layout::WRITER_SLOTS {
+                if let Some(dead) = Slot::take_dead_writer(&link.segment, i) {
+                    tracing::debug!(slot = i, "withdrawing a dead writer's announcement");
+                    if let Err(e) = waiter::take_over(word, dead.sleeper(), &*link.space) {
+                        return Some(Err(e.into()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn timed_out() -> SendError {
+        SendError::Timeout
     }
 }
 

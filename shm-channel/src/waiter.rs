@@ -2,22 +2,61 @@
 //! missing the wake-up its peer sends, and how the peer pays for a wake-up system call
 //! only when someone sleeps, and only once per sleep.
 //!
-//! The waiter word holds `2 × (number of sleepers) + NOTIFIED`. The sleeper announces
-//! itself (`+2`), `fence(SeqCst)`, re-checks the ring, and only then blocks; on waking it
-//! withdraws (`-2`, clearing NOTIFIED), and if others still sleep it passes the wake-up
-//! on (several writers may wait for space at once; each must wake). The waker publishes,
+//! A waiter word holds one bit per end that may sleep on it, plus `NOTIFIED` (bit 0). The
+//! reader sleeps alone on the data word (bit 1); the writer in liveness slot `i` sleeps on
+//! the space word with bit `i + 1`. The sleeper announces itself (sets its bit),
+//! `fence(SeqCst)`, re-checks the ring, and only then blocks; on waking it withdraws
+//! (clears its bit and `NOTIFIED`), and if others still sleep it passes the wake-up on
+//! (several writers may wait for space at once; each must wake). The waker publishes,
 //! `fence(SeqCst)`, reads the word, and notifies only if someone sleeps and nobody has
-//! notified this episode yet (a CAS sets NOTIFIED). The two fences are the store-load
+//! notified this episode yet (a CAS sets `NOTIFIED`). The two fences are the store-load
 //! barriers of this store-buffering pattern: without either, both sides can miss each
 //! other's store and the sleeper sleeps through a published message. The loom suite
 //! shows exactly that when a fence is removed.
+//!
+//! Announcements carry who made them, so nothing a dead end left on a word outlives it:
+//! an end that takes over a dead one's slot withdraws on its behalf ([`take_over`]),
+//! passing on a wake-up the dead one had taken. The reader, alone on its word, overwrites
+//! the whole word when it announces, so a stale `NOTIFIED` or garbage cannot make it sleep
+//! through a message. Waiter words are untrusted memory: a writer that finds bits no end
+//! writes, or `NOTIFIED` already set, when it announces reports the word as suspect and
+//! the caller caps its park at the liveness interval; the wait engine backs off from
+//! repeated spurious wake-ups, so no value spins a core.
 
+use crate::layout::WRITER_SLOTS;
 use shm_notify::{Notifier, Wait};
 use shm_ring::sync::{fence, AtomicU32, Ordering};
 use std::io;
 
-const SLEEPER: u32 = 2;
 const NOTIFIED: u32 = 1;
+/// Every bit a writer may set on the space word, and `NOTIFIED`.
+const WRITERS_VALID: u32 = (((1u32 << WRITER_SLOTS) - 1) << 1) | NOTIFIED;
+
+/// Who sleeps on a waiter word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sleeper {
+    /// The reader, alone on the data word.
+    Reader,
+    /// The writer in liveness slot `i` (`0..WRITER_SLOTS`), on the space word.
+    Writer(usize),
+}
+
+impl Sleeper {
+    fn bit(self) -> u32 {
+        match self {
+            Sleeper::Reader => 1 << 1,
+            Sleeper::Writer(i) => 1 << (1 + i),
+        }
+    }
+
+    /// The bits an end of this kind may find set by others.
+    fn valid(self) -> u32 {
+        match self {
+            Sleeper::Reader => Sleeper::Reader.bit() | NOTIFIED,
+            Sleeper::Writer(_) => WRITERS_VALID,
+        }
+    }
+}
 
 /// What a park came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,26 +67,29 @@ pub(crate) enum Parked {
     Slept(Wait),
 }
 
-/// Sleeper side: announce, fence, re-check, block, withdraw.
+/// Sleeper side: announce, fence, re-check, block, withdraw. `block` learns whether the
+/// word looked suspect (see the module docs): then it must not block without a timeout.
 pub(crate) fn park<N: Notifier + ?Sized>(
     word: &AtomicU32,
+    who: Sleeper,
     notifier: &N,
     ready: impl FnOnce() -> bool,
-    block: impl FnOnce() -> io::Result<Wait>,
+    block: impl FnOnce(bool) -> io::Result<Wait>,
 ) -> io::Result<Parked> {
-    park_many(&[(word, notifier)], ready, block)
+    park_many(&[(word, who, notifier)], ready, block)
 }
 
 /// [`park`] on several waiter words at once (one reader of many channels, blocking on
 /// all their notifiers in one epoll): announce on every word, one fence, re-check every
 /// ring, block, withdraw from every word. Per word it is the protocol above, unchanged.
 pub(crate) fn park_many<N: Notifier + ?Sized>(
-    sleepers: &[(&AtomicU32, &N)],
+    sleepers: &[(&AtomicU32, Sleeper, &N)],
     ready: impl FnOnce() -> bool,
-    block: impl FnOnce() -> io::Result<Wait>,
+    block: impl FnOnce(bool) -> io::Result<Wait>,
 ) -> io::Result<Parked> {
-    for (word, _) in sleepers {
-        word.fetch_add(SLEEPER, Ordering::Relaxed);
+    let mut suspect = false;
+    for (word, who, _) in sleepers {
+        suspect |= announce(word, *who);
     }
     if !fault::skip_sleeper_fence() {
         fence(Ordering::SeqCst);
@@ -58,22 +100,47 @@ pub(crate) fn park_many<N: Notifier + ?Sized>(
         if ready() {
             return Ok(Parked::Skipped);
         }
-        return block().map(Parked::Slept);
+        return block(suspect).map(Parked::Slept);
     }
     if ready() {
         withdraw_all(sleepers)?;
         return Ok(Parked::Skipped);
     }
-    let woke = block();
+    let woke = block(suspect);
     withdraw_all(sleepers)?;
     woke.map(Parked::Slept)
 }
 
+/// Sets `who`'s bit; returns whether the word looked suspect (see the module docs).
+fn announce(word: &AtomicU32, who: Sleeper) -> bool {
+    match who {
+        Sleeper::Reader => {
+            // Alone on this word: whatever is there is stale.
+            let prev = word.swap(who.bit(), Ordering::Relaxed);
+            if prev != 0 {
+                tracing::debug!(prev, "overwrote a stale data waiter word");
+            }
+            false
+        }
+        Sleeper::Writer(_) => {
+            let prev = word.fetch_or(who.bit(), Ordering::Relaxed);
+            if prev & !WRITERS_VALID != 0 {
+                word.fetch_and(WRITERS_VALID, Ordering::Relaxed);
+                tracing::debug!(
+                    prev,
+                    "cleared bits no writer sets from the space waiter word"
+                );
+            }
+            prev & (NOTIFIED | !WRITERS_VALID) != 0
+        }
+    }
+}
+
 /// [`withdraw`] from every word, even if one fails (the first error is returned).
-fn withdraw_all<N: Notifier + ?Sized>(sleepers: &[(&AtomicU32, &N)]) -> io::Result<()> {
+fn withdraw_all<N: Notifier + ?Sized>(sleepers: &[(&AtomicU32, Sleeper, &N)]) -> io::Result<()> {
     let mut first = Ok(());
-    for (word, notifier) in sleepers {
-        let r = withdraw(word, *notifier);
+    for (word, who, notifier) in sleepers {
+        let r = withdraw(word, *who, *notifier);
         if first.is_ok() {
             first = r;
         }
@@ -87,42 +154,63 @@ fn withdraw_all<N: Notifier + ?Sized>(sleepers: &[(&AtomicU32, &N)]) -> io::Resu
 #[cfg(all(feature = "tokio", not(shm_loom)))]
 pub(crate) struct Announced<'a, N: Notifier + ?Sized> {
     word: &'a AtomicU32,
+    who: Sleeper,
     notifier: &'a N,
+    /// The word looked suspect: do not wait without a timeout.
+    pub(crate) suspect: bool,
 }
 
 #[cfg(all(feature = "tokio", not(shm_loom)))]
 impl<'a, N: Notifier + ?Sized> Announced<'a, N> {
-    pub(crate) fn new(word: &'a AtomicU32, notifier: &'a N) -> Self {
-        word.fetch_add(SLEEPER, Ordering::Relaxed);
+    pub(crate) fn new(word: &'a AtomicU32, who: Sleeper, notifier: &'a N) -> Self {
+        let suspect = announce(word, who);
         fence(Ordering::SeqCst);
-        Announced { word, notifier }
+        Announced {
+            word,
+            who,
+            notifier,
+            suspect,
+        }
     }
 }
 
 #[cfg(all(feature = "tokio", not(shm_loom)))]
 impl<N: Notifier + ?Sized> Drop for Announced<'_, N> {
     fn drop(&mut self) {
-        if let Err(e) = withdraw(self.word, self.notifier) {
+        if let Err(e) = withdraw(self.word, self.who, self.notifier) {
             tracing::warn!(error = %e, "passing a wake-up on failed");
         }
     }
 }
 
 /// Leaves the sleepers; passes a wake-up on if others still sleep.
-fn withdraw<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<()> {
-    let mut cur = word.load(Ordering::Relaxed);
-    loop {
-        let next = (cur & !NOTIFIED).saturating_sub(SLEEPER);
-        match word.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(actual) => cur = actual,
-        }
-    }
-    if cur & NOTIFIED != 0 && cur >= 2 * SLEEPER {
+fn withdraw<N: Notifier + ?Sized>(word: &AtomicU32, who: Sleeper, notifier: &N) -> io::Result<()> {
+    let prev = match who {
+        // Alone on this word: nothing else belongs there.
+        Sleeper::Reader => word.swap(0, Ordering::AcqRel),
+        Sleeper::Writer(_) => word.fetch_and(!(who.bit() | NOTIFIED), Ordering::AcqRel),
+    };
+    let others = prev & who.valid() & !(who.bit() | NOTIFIED);
+    if prev & NOTIFIED != 0 && others != 0 {
         // We took an episode's wake-up that others were also waiting for.
         wake_after_fence(word, notifier)?;
     }
     Ok(())
+}
+
+/// Withdraws the announcement a dead end may have left as `who`. Call only while holding
+/// `who`'s slot (just taken over or claimed), so no live end can be using that bit.
+pub(crate) fn take_over<N: Notifier + ?Sized>(
+    word: &AtomicU32,
+    who: Sleeper,
+    notifier: &N,
+) -> io::Result<()> {
+    withdraw(word, who, notifier)
+}
+
+/// Whether any end other than `who` has announced itself on `word` (cheap: one load).
+pub(crate) fn others_announced(word: &AtomicU32, who: Sleeper) -> bool {
+    word.load(Ordering::Relaxed) & who.valid() & !(who.bit() | NOTIFIED) != 0
 }
 
 /// Waker side, after publishing: fence, then [`wake_after_fence`]. Returns whether it
@@ -137,17 +225,17 @@ pub(crate) fn wake<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::
 
 #[inline]
 fn wake_after_fence<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<bool> {
-    let cur = word.load(Ordering::Relaxed);
-    if cur < SLEEPER || cur & NOTIFIED != 0 {
-        return Ok(false);
-    }
-    if word
-        .compare_exchange(cur, cur | NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
-        // Someone else notified, or the sleeper left or arrived: the state they left
-        // decides (a new sleeper re-checks after its own fence).
-        return wake_after_fence(word, notifier);
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
+            return Ok(false);
+        }
+        match word.compare_exchange(cur, cur | NOTIFIED, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => break,
+            // Someone else notified, or a sleeper left or arrived: the state they left
+            // decides (a new sleeper re-checks after its own fence).
+            Err(actual) => cur = actual,
+        }
     }
     tracing::trace!("waking a parked peer");
     notifier.notify()?;

@@ -18,7 +18,7 @@
 
 use crate::layout::Direction;
 use crate::receiver::Receiver;
-use crate::waiter;
+use crate::waiter::{self, Sleeper};
 use crate::RecvError;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::time::TimeSpec;
@@ -54,8 +54,8 @@ enum Member<K: RingKind, N: PollableNotifier, I> {
         rx: Box<Receiver<K, N, I>>,
         /// `Disconnected` was reported.
         done: bool,
-        /// Every writer died without closing (seen after a park timed out).
-        gone: bool,
+        /// The channel's peer watch fd is in the set's epoll (under `t | WATCH`).
+        watched: bool,
     },
     Fd,
     Timer(TimerFd),
@@ -143,7 +143,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         self.insert(link.data.as_fd(), flags, || Member::Channel {
             rx: Box::new(rx),
             done: false,
-            gone: false,
+            watched: false,
         })
     }
 
@@ -154,11 +154,16 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
             Some(Member::Channel { .. }) => {}
             _ => return None,
         }
-        let Some(Member::Channel { rx, .. }) = self.members[t.0].take() else {
+        let Some(Member::Channel { rx, watched, .. }) = self.members[t.0].take() else {
             unreachable!("checked above")
         };
         if let Err(e) = self.epoll.delete(rx.link.data.as_fd()) {
             tracing::warn!(error = %e, "removing a channel's notifier from epoll");
+        }
+        if let (true, Some(fd)) = (watched, rx.engine.watch.fd()) {
+            if let Err(e) = self.epoll.delete(fd) {
+                tracing::warn!(error = %e, "removing a channel's peer watch from epoll");
+            }
         }
         Some(*rx)
     }
@@ -229,7 +234,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         timeout: Option<Duration>,
         mut f: impl FnMut(Event<'_>),
     ) -> Result<usize, RecvError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::engine::deadline);
         let mut empty = 0u32;
         loop {
             let work = round(&mut self.members, &mut self.next, self.budget, &mut f)?;
@@ -257,13 +262,42 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
     }
 
     /// Announces on every live channel, re-checks them all (delivering what arrived),
-    /// and only then blocks in epoll. Returns the events it reported. The block is capped
-    /// at the channels' liveness interval, to notice writers that died without closing.
+    /// and only then blocks in epoll: the waiter protocol of every channel at once. A
+    /// channel whose writers are all watched (their pidfds, through its peer watch fd in
+    /// the set's epoll) needs no timeout; otherwise the block is capped at its liveness
+    /// interval, to notice writers that died without closing. A check a channel owes
+    /// (a watched writer exited) runs in the next round, before any park.
     fn park(
         &mut self,
         timeout: Option<Duration>,
         f: &mut impl FnMut(Event<'_>),
     ) -> Result<usize, RecvError> {
+        let mut cap = timeout;
+        for (t, m) in self.members.iter_mut().enumerate() {
+            let Some(Member::Channel {
+                rx,
+                done: false,
+                watched,
+            }) = m
+            else {
+                continue;
+            };
+            let detect = rx.link.detect;
+            let can_watch = rx.link.data.can_watch();
+            let Some(watching) = rx.engine.watch.untimed(can_watch, &rx.link.segment) else {
+                return Ok(0); // a liveness check is owed: the next round's poll runs it
+            };
+            if let (false, Some(fd)) = (*watched, rx.engine.watch.fd()) {
+                // Level-triggered: readable while a watched writer has exited.
+                self.epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, (t | WATCH) as u64))
+                    .map_err(io::Error::from)?;
+                *watched = true;
+            }
+            if !watching || rx.consumer.behind_tail() {
+                cap = Some(cap.map_or(detect, |c| c.min(detect)));
+            }
+        }
         let links: Vec<_> = self
             .members
             .iter()
@@ -275,10 +309,9 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
             })
             .collect();
         let detect = links.iter().map(|l| l.detect).min();
-        let cap = [timeout, detect].into_iter().flatten().min();
         let sleepers: Vec<_> = links
             .iter()
-            .map(|l| (l.word(Direction::Data), &*l.data))
+            .map(|l| (l.word(Direction::Data), Sleeper::Reader, &*l.data))
             .collect();
         let (members, next, budget, epoll) =
             (&mut self.members, &mut self.next, self.budget, &self.epoll);
@@ -290,7 +323,11 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
                 reported = round(members, next, budget, f);
                 !matches!(reported, Ok(0))
             },
-            || {
+            |suspect| {
+                let cap = match suspect {
+                    true => [cap, detect].into_iter().flatten().min(),
+                    false => cap,
+                };
                 let mut events = [EpollEvent::empty(); 64];
                 let ms = cap.map_or(EpollTimeout::NONE, |t| {
                     // Round up: never wake before the deadline.
@@ -311,14 +348,24 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
             },
         )?;
         let mut fired = reported?;
-        match parked {
-            waiter::Parked::Skipped => return Ok(fired),
-            // The set watches no pidfds: a timeout is when it checks for dead writers.
-            waiter::Parked::Slept(Wait::TimedOut | Wait::Watched) => self.mark_dead(),
-            waiter::Parked::Slept(Wait::Notified) => {}
+        let timed_out = parked == waiter::Parked::Slept(Wait::TimedOut);
+        for m in self.members.iter_mut().flatten() {
+            if let Member::Channel {
+                rx, done: false, ..
+            } = m
+            {
+                rx.engine.parked(parked);
+                if timed_out {
+                    // The set's park is the channels' liveness pacing: check them all.
+                    rx.engine.watch.owe_check();
+                }
+            }
         }
         for t in ready {
-            match self.members.get(t) {
+            match self.members.get_mut(t & !WATCH) {
+                Some(Some(Member::Channel { rx, .. })) if t & WATCH != 0 => {
+                    rx.engine.watch.peer_exited();
+                }
                 Some(Some(Member::Channel { rx, .. })) => {
                     rx.link.data.drain()?;
                 }
@@ -328,7 +375,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
                 }
                 Some(Some(Member::Timer(timer))) => {
                     let mut buf = [0u8; 8];
-                    if nix::unistd::read(timer, &mut buf).is_ok() {
+                    if nix::unistd::read(&*timer, &mut buf).is_ok() {
                         fired += 1;
                         f(Event::Timer(Token(t)));
                     }
@@ -338,17 +385,10 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
         }
         Ok(fired)
     }
-
-    /// Marks channels whose writers all died without closing; the next round reports
-    /// them disconnected once it finds them empty.
-    fn mark_dead(&mut self) {
-        for m in self.members.iter_mut().flatten() {
-            if let Member::Channel { rx, gone, .. } = m {
-                *gone = *gone || crate::liveness::writers_gone(&rx.link.segment);
-            }
-        }
-    }
 }
+
+/// Token bit of a channel's peer watch fd in the set's epoll.
+const WATCH: usize = 1 << 62;
 
 /// One round: every live channel, starting one further than last time, up to `budget`
 /// messages each. Returns how many messages and disconnects it reported.
@@ -364,18 +404,13 @@ fn round<K: RingKind, N: PollableNotifier, I: ParksOn<N>>(
     let mut work = 0;
     for k in 0..n {
         let t = (start + k) % n;
-        let Some(Member::Channel { rx, done, gone }) = &mut members[t] else {
+        let Some(Member::Channel { rx, done, .. }) = &mut members[t] else {
             continue;
         };
         if *done {
             continue;
         }
         match rx.poll(budget, |m| f(Event::Message(Token(t), m))) {
-            Ok(0) if *gone => {
-                *done = true;
-                work += 1;
-                f(Event::Disconnected(Token(t)));
-            }
             Ok(got) => work += got,
             Err(RecvError::Disconnected) => {
                 *done = true;

@@ -157,7 +157,7 @@ fn dropping_all_senders_lets_the_reader_drain_then_disconnect() {
         .unwrap();
     let mut rx =
         Receiver::<Mpsc, EventFd, Blocking>::from_fds(handoff.into_fds(), Blocking).unwrap();
-    let mut a = tx.clone();
+    let mut a = tx.try_clone().unwrap();
     let mut b = tx;
     a.send(b"a").unwrap();
     b.send(b"b").unwrap();

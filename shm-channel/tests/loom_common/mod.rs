@@ -48,7 +48,7 @@ pub fn spsc_writer_parks_on_full() {
 pub fn mpsc_reader_parks_on_empty() {
     loom::model(|| {
         let (tx, mut rx) = channel::<Mpsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
-        let mut tx2 = tx.clone();
+        let mut tx2 = tx.try_clone().unwrap();
         let mut tx1 = tx;
         let a = thread::spawn(move || tx1.send(&msg(1)).unwrap());
         let b = thread::spawn(move || tx2.send(&msg(2)).unwrap());
@@ -70,8 +70,8 @@ pub fn mpsc_writers_park_on_full() {
     }
     builder.check(|| {
         let (tx, mut rx) = channel::<Mpsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
-        let mut tx1 = tx.clone();
-        let mut tx2 = tx.clone();
+        let mut tx1 = tx.try_clone().unwrap();
+        let mut tx2 = tx.try_clone().unwrap();
         let mut tx0 = tx;
         for i in 1..=4 {
             tx0.try_send(&msg(i)).unwrap();

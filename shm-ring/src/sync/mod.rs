@@ -101,6 +101,18 @@ mod atomics {
                 self.0.fetch_sub(v, order)
             }
 
+            /// Bitwise-ors `v` in, returning the previous value.
+            #[inline(always)]
+            pub fn fetch_or(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_or(v, order)
+            }
+
+            /// Bitwise-ands `v` in, returning the previous value.
+            #[inline(always)]
+            pub fn fetch_and(&self, v: $int, order: Ordering) -> $int {
+                self.0.fetch_and(v, order)
+            }
+
             /// Stores `new` if the value is `current`.
             #[inline(always)]
             pub fn compare_exchange(

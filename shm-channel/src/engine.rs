@@ -1,0 +1,330 @@
+//! The wait engine: the one loop by which any end waits for the ring.
+//!
+//! A blocking call (`Sender::send*`, `Receiver::recv*`, the async ends, `duplex`) is an
+//! [`Op`] (what to try and what "done" means) run by the end's [`Engine`] (how to wait),
+//! one step at a time:
+//!
+//! 1. **try** the ring: [`Op::attempt`] writes or reads, and applies the end-of-stream
+//!    rule (the reader's `settle`), so "done" includes `Disconnected`;
+//! 2. **ask** the idle strategy what to do after an empty attempt;
+//! 3. **check** the peers when a check is due (paced: four per liveness interval) or owed
+//!    (a watched peer exited, a wake-up came to nothing): [`Op::check`];
+//! 4. **spin, yield or sleep** as told, or **park** through [`crate::waiter`]: announce,
+//!    fence, re-check (attempt again), block (on the notifier, and on the peers' pidfds
+//!    when the whole side is watched, see [`crate::peers`]), withdraw;
+//! 5. **count** it (parks, spurious wake-ups) and go round again.
+//!
+//! The blocking ends run [`Engine::wait`]; the async ends run [`Engine::step`] and block
+//! in their reactor instead, the only part that differs. A run of spurious wake-ups
+//! (nothing to do after a notify, which a stale or corrupt waiter word can cause) owes a
+//! liveness check and then backs off with short sleeps, so no shared-memory value can
+//! make an end spin. Deadlines saturate: a timeout too large for the clock means none.
+
+use crate::layout::Direction;
+use crate::link::{Link, Stats};
+
+use crate::peers::PeerWatch;
+use crate::waiter::{self, Parked, Sleeper};
+use shm_idle::{Action, ParksOn};
+use shm_notify::{Notifier, Wait};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// What a blocking call tries, and what ends it.
+pub(crate) trait Op {
+    /// What the call returns when done.
+    type Out;
+    /// Its error type.
+    type Error: From<io::Error>;
+
+    /// Tries the ring once: `Some` ends the call (sent, received, or disconnected).
+    fn attempt(&mut self) -> Option<Result<Self::Out, Self::Error>>;
+
+    /// The liveness check, when due: `Some` ends the call (the peers are gone).
+    fn check(&mut self) -> Option<Result<Self::Out, Self::Error>>;
+
+    /// Whether the op needs a liveness check before it may park (the end of a stream
+    /// was seen with messages left to deliver).
+    fn owes_check(&self) -> bool {
+        false
+    }
+
+    /// Whether the op allows a park without a timeout now (a reader behind an open claim
+    /// needs a clock to skip it).
+    fn may_park_untimed(&self) -> bool {
+        true
+    }
+
+    /// The error of a call whose deadline passed.
+    fn timed_out() -> Self::Error;
+}
+
+/// One wait step's outcome.
+pub(crate) enum Step<T> {
+    /// The call is over.
+    Done(T),
+    /// Try again (after a spin, yield, sleep or liveness check).
+    Again,
+    /// Park: announce, re-check, block with this plan, withdraw.
+    Park(Plan),
+}
+
+/// How to block in a park.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// The longest the block may last (`None`: until notified or a watched peer exits).
+    pub(crate) timeout: Option<Duration>,
+    /// Block on the peers' pidfds too ([`PeerWatch::fd`]).
+    pub(crate) watching: bool,
+    /// The liveness interval: the cap when the waiter word looks suspect.
+    detect: Duration,
+}
+
+impl Plan {
+    /// The timeout to block with, given whether the announcement found the word suspect.
+    pub(crate) fn timeout(&self, suspect: bool) -> Option<Duration> {
+        match suspect {
+            true => Some(self.timeout.map_or(self.detect, |t| t.min(self.detect))),
+            false => self.timeout,
+        }
+    }
+}
+
+/// The waiting state of one end, kept across calls: who it is on the waiter word, the
+/// pacing of liveness checks, the peer watch, and the run of spurious wake-ups.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    dir: Direction,
+    pub(crate) who: Sleeper,
+    pacer: Pacer,
+    pub(crate) watch: PeerWatch,
+    /// The last park ended by a notification (an empty attempt after it is spurious).
+    woken: bool,
+    /// Consecutive spurious wake-ups.
+    spurious: u32,
+    /// Parks and spurious wake-ups so far (the end's [`Stats`] report them).
+    parks: u64,
+    spurious_wakes: u64,
+}
+
+impl Engine {
+    /// The engine of an end that waits on `dir` as `who`, watching `watch`'s side.
+    pub(crate) fn new(dir: Direction, who: Sleeper, watch: PeerWatch) -> Self {
+        Engine {
+            dir,
+            who,
+            pacer: Pacer::new(),
+            watch,
+            woken: false,
+            spurious: 0,
+            parks: 0,
+            spurious_wakes: 0,
+        }
+    }
+
+    /// The direction this end waits on.
+    #[cfg(all(feature = "tokio", not(shm_loom)))]
+    pub(crate) fn dir(&self) -> Direction {
+        self.dir
+    }
+
+    /// `stats` with this engine's counts of parks and spurious wake-ups.
+    pub(crate) fn stats(&self, stats: Stats) -> Stats {
+        Stats {
+            parks: self.parks,
+            spurious_wakes: self.spurious_wakes,
+            ..stats
+        }
+    }
+
+    /// Runs `op` until it is done or `deadline` passes (see the module docs).
+    pub(crate) fn wait<O: Op, N: Notifier, I: ParksOn<N>>(
+        &mut self,
+        link: &Link<N>,
+        idle: &mut I,
+        op: &mut O,
+        deadline: Option<Instant>,
+    ) -> Result<O::Out, O::Error> {
+        idle.reset();
+        self.woken = false;
+        let notifier = link.notifier(self.dir);
+        loop {
+            let watches = idle.watches(notifier);
+            let plan = match self.step(link, op, deadline, watches, |_| idle.idle(0)) {
+                Step::Done(out) => return out,
+                Step::Again => continue,
+                Step::Park(plan) => plan,
+            };
+            let mut outcome = None;
+            let watch = &self.watch;
+            let parked = waiter::park(
+                link.word(self.dir),
+                self.who,
+                notifier,
+                || {
+                    outcome = op.attempt();
+                    outcome.is_some() || (plan.watching && !watch.is_current(&link.segment))
+                },
+                |suspect| {
+                    let timeout = plan.timeout(suspect);
+                    match (plan.watching, watch.fd()) {
+                        (true, Some(fd)) => idle.block_watching(notifier, &[fd], timeout),
+                        _ => idle.block(notifier, timeout),
+                    }
+                },
+            )?;
+            self.parked(parked);
+            if let Some(out) = outcome {
+                self.spurious = 0;
+                return out;
+            }
+        }
+    }
+
+    /// Steps 1 to 4 of the loop, short of blocking: returns what to do next. `action`
+    /// is the idle strategy's answer (asked only after an empty attempt); `can_watch`
+    /// whether the way this end blocks can also wait on the peers' pidfds.
+    pub(crate) fn step<O: Op, N: Notifier>(
+        &mut self,
+        link: &Link<N>,
+        op: &mut O,
+        deadline: Option<Instant>,
+        can_watch: bool,
+        action: impl FnOnce(&mut Self) -> Action,
+    ) -> Step<Result<O::Out, O::Error>> {
+        // 1. Try the ring.
+        if let Some(out) = op.attempt() {
+            self.woken = false;
+            self.spurious = 0;
+            return Step::Done(out);
+        }
+        if std::mem::take(&mut self.woken) {
+            // Woken for nothing: check the peers before sleeping again, and back off if
+            // it keeps happening (a stale or corrupt waiter word can cause it).
+            self.spurious_wakes += 1;
+            self.spurious = self.spurious.saturating_add(1);
+            self.watch.owe_check();
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Step::Done(Err(O::timed_out()));
+        }
+        // 2. Ask the strategy.
+        let action = action(self);
+        // 3. Check the peers when due or owed.
+        if self.check_due(action, link.detect) | op.owes_check() {
+            if let Some(out) = op.check() {
+                return Step::Done(out);
+            }
+        }
+        if self.spurious > 2 {
+            let backoff = Duration::from_micros(1 << self.spurious.min(16)).min(link.detect / 4);
+            simple_action(Action::Sleep(backoff), deadline);
+            self.spurious = 2;
+            return Step::Again;
+        }
+        // 4. Spin, yield or sleep; or plan a park.
+        let Action::Park(timeout) = action else {
+            simple_action(action, deadline);
+            return Step::Again;
+        };
+        // A park shorter than the liveness interval ends in time for the next check
+        // anyway: only longer ones are worth watching the peers for.
+        let long = timeout.map_or(true, |t| t >= link.detect);
+        let Some(watching) = self.watch.untimed(long && can_watch, &link.segment) else {
+            return Step::Again; // a check is owed first
+        };
+        let watching = watching && op.may_park_untimed();
+        Step::Park(Plan {
+            timeout: cap(timeout, deadline, (!watching).then_some(link.detect)),
+            watching,
+            detect: link.detect,
+        })
+    }
+
+    /// Step 5: counts a park and notes what ended it.
+    pub(crate) fn parked(&mut self, parked: Parked) {
+        if let Parked::Slept(how) = parked {
+            self.parks += 1;
+            self.woken = how == Wait::Notified;
+            if how == Wait::Watched {
+                self.watch.peer_exited();
+            }
+        }
+    }
+
+    /// Whether a liveness check runs now (and if so, records that it ran).
+    pub(crate) fn check_due(&mut self, action: Action, detect: Duration) -> bool {
+        let due = self.watch.check_owed() | self.pacer.due(action, detect);
+        if due {
+            self.watch.checked();
+        }
+        due
+    }
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) when the clock cannot hold it.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Carries out the actions that need no channel (spin, yield, sleep).
+pub(crate) fn simple_action(action: Action, deadline: Option<Instant>) {
+    match action {
+        Action::Continue | Action::Park(_) => {}
+        #[cfg(shm_loom)]
+        Action::Spin | Action::Yield | Action::Sleep(_) => loom::thread::yield_now(),
+        #[cfg(not(shm_loom))]
+        Action::Spin => std::hint::spin_loop(),
+        #[cfg(not(shm_loom))]
+        Action::Yield => std::thread::yield_now(),
+        #[cfg(not(shm_loom))]
+        Action::Sleep(d) => {
+            let left = deadline.map_or(d, |t| t.saturating_duration_since(Instant::now()));
+            std::thread::sleep(d.min(left))
+        }
+    }
+}
+
+/// The shortest of a park timeout, the time left to a deadline, and the liveness interval
+/// (`None` when the peers are watched and need no periodic check).
+pub(crate) fn cap(
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    detect: Option<Duration>,
+) -> Option<Duration> {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    [timeout, left, detect].into_iter().flatten().min()
+}
+
+/// Paces liveness checks while an end waits: four per detection interval, the clock
+/// read after every park or sleep and every 16 spins or yields (or empty polls).
+/// Constructing one costs nothing (the clock is first read when the end actually idles).
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    idles: u32,
+    last: Option<Instant>,
+}
+
+impl Pacer {
+    pub(crate) fn new() -> Self {
+        Pacer {
+            idles: 0,
+            last: None,
+        }
+    }
+
+    /// Whether to run the (system-call-making) liveness check now.
+    pub(crate) fn due(&mut self, action: Action, detect: Duration) -> bool {
+        self.idles = self.idles.wrapping_add(1);
+        let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
+        if blocking || self.idles % 16 == 0 {
+            let now = Instant::now();
+            let last = *self.last.get_or_insert(now);
+            if now.duration_since(last) >= detect / 4 {
+                self.last = Some(now);
+                return true;
+            }
+        }
+        false
+    }
+}

@@ -194,7 +194,9 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )?;
-        let at = TimeSpec::from_duration(after.max(Duration::from_nanos(1)));
+        let at = TimeSpec::from_duration(
+            after.clamp(Duration::from_nanos(1), shm_notify::NO_DEADLINE_BEYOND),
+        );
         timer.set(
             if repeat {
                 Expiration::Interval(at)

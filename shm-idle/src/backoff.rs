@@ -81,7 +81,7 @@ impl IdleStrategy for Backoff {
             return Action::Yield;
         }
         let park = self.park;
-        self.park = (park * 2).min(self.max_park);
+        self.park = park.saturating_mul(2).min(self.max_park);
         slack::for_wait(Some(park));
         Action::Park(Some(park))
     }

@@ -153,6 +153,7 @@ impl EpollPark {
 
     /// epoll_wait with a nanosecond timeout; falls back to the timerfd path on ENOSYS.
     fn wait(&mut self, events: &mut [EpollEvent], timeout: Option<Duration>) -> io::Result<usize> {
+        let timeout = shm_notify::bounded(timeout);
         if !self.force_timerfd {
             let ts = timeout.map(TimeSpec::from_duration);
             let epfd = self.epoll()?.0.as_raw_fd();
@@ -239,7 +240,7 @@ impl IdleStrategy for EpollPark {
         let timeout = match self.ramp {
             Some((_, max)) => {
                 let park = self.park;
-                self.park = (park * 2).min(max);
+                self.park = park.saturating_mul(2).min(max);
                 Some(park)
             }
             None => self.timeout,

@@ -40,7 +40,7 @@ pub(crate) fn wait_readable<N: PollableNotifier + ?Sized>(
     watch: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Wait> {
-    let deadline = timeout.map(after);
+    let deadline = crate::bounded(timeout).map(after);
     // One notifier and a few peers in practice; more than this is a caller's bug.
     const MAX_WATCH: usize = 63;
     if watch.len() > MAX_WATCH {

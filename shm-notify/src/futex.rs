@@ -84,7 +84,7 @@ impl Notifier for Futex {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
-        let deadline = timeout.map(deadline::after);
+        let deadline = crate::bounded(timeout).map(deadline::after);
         loop {
             if self.atomic().swap(0, Ordering::Acquire) == 1 {
                 return Ok(Wait::Notified);

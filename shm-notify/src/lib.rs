@@ -55,6 +55,26 @@ pub use futex::Futex;
 pub use semaphore::{Semaphore, SEM_SIZE};
 pub use thread::ThreadNotifier;
 
+/// The longest timeout a wait honours as a deadline (about 68 years): any longer one
+/// (up to `Duration::MAX`) means no deadline at all, never an overflow or a wait that
+/// ends at once.
+pub const NO_DEADLINE_BEYOND: Duration = Duration::from_secs(i32::MAX as u64);
+
+/// `timeout`, or `None` (wait without a deadline) when it is beyond
+/// [`NO_DEADLINE_BEYOND`]. Every wait of this crate (and of the idle strategies and
+/// channels built on it) applies this rule.
+///
+/// ```
+/// use shm_notify::bounded;
+/// use std::time::Duration;
+/// assert_eq!(bounded(Some(Duration::from_secs(1))), Some(Duration::from_secs(1)));
+/// assert_eq!(bounded(Some(Duration::MAX)), None);
+/// assert_eq!(bounded(None), None);
+/// ```
+pub fn bounded(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.filter(|t| *t <= NO_DEADLINE_BEYOND)
+}
+
 /// How a wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wait {

@@ -152,7 +152,7 @@ impl Notifier for Semaphore {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
-        let deadline = timeout.map(deadline::after);
+        let deadline = crate::bounded(timeout).map(deadline::after);
         loop {
             self.check_shared()?;
             let r = match &deadline {

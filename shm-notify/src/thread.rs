@@ -30,7 +30,8 @@ impl Notifier for ThreadNotifier {
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<Wait> {
         let mut pending = self.pending.lock();
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline =
+            crate::bounded(timeout).and_then(|t| std::time::Instant::now().checked_add(t));
         while !*pending {
             match deadline {
                 None => self.cond.wait(&mut pending),

@@ -101,7 +101,45 @@ fn watches_fds_or_refuses<N: Notifier + 'static>(n: Arc<N>) {
     assert_eq!(n.wait_watching(&watch(), None).unwrap(), Wait::Notified);
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Timeouts too large for the clock (`Duration::MAX`, centuries) mean "no deadline": the
+/// wait sleeps until notified, without an overflow panic and without spinning.
+fn a_timeout_of_centuries_sleeps_until_notified<N: Notifier + 'static>(n: Arc<N>) {
+    let centuries = Duration::from_secs(300 * 365 * 24 * 3600);
+    for timeout in [Duration::MAX, centuries] {
+        let waiter = {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let cpu = thread_cpu();
+                let how = n.wait(Some(timeout)).unwrap();
+                (how, thread_cpu() - cpu)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        n.notify().unwrap();
+        let (how, cpu) = waiter.join().unwrap();
+        assert_eq!(how, Wait::Notified, "timeout {timeout:?}");
+        // Spinning through 100 ms would cost ~100 ms of CPU.
+        assert!(
+            cpu < Duration::from_millis(30),
+            "timeout {timeout:?}: {cpu:?} of CPU"
+        );
+    }
+}
+
 fn suite<N: Notifier + 'static>(make: impl Fn() -> N) {
+    a_timeout_of_centuries_sleeps_until_notified(Arc::new(make()));
     notify_before_wait_is_kept(&make());
     wakes_a_blocked_waiter(Arc::new(make()));
     timeout_has_sub_millisecond_resolution(&make());

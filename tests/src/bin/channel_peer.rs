@@ -9,6 +9,8 @@
 //!   fills it with 0xEE, prints `claimed` and sleeps without committing.
 //! * `channel_peer recv-hang KIND NOTIFIER IDLE TARGET [N]` — attaches the receiver,
 //!   reads N messages (default 0), prints `ready` and sleeps until killed.
+//! * `channel_peer recv-park KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
+//!   `ready`, then waits in `recv` (parked, with a parking strategy) until killed.
 //! * `channel_peer stream KIND NOTIFIER IDLE TARGET SEED ID [COUNT]` — attaches a sender,
 //!   prints `attached`, and sends self-checking messages until killed (or COUNT of them).
 //! * `channel_peer claim-loop KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender,
@@ -97,6 +99,19 @@ fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
     std::io::stdout().flush().ok();
     std::thread::sleep(Duration::from_secs(3600));
     Ok(())
+}
+
+fn recv_park<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let mut rx: Receiver<K, N, I> = match args[4].as_str() {
+        "-" => Receiver::inherited(I::make()),
+        name => Receiver::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("ready");
+    std::io::stdout().flush().ok();
+    rx.recv(|_| ()).map_err(|e| e.to_string())
 }
 
 fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
@@ -235,6 +250,7 @@ fn main() {
     let result = match args[0].as_str() {
         "send" | "send-hang" => dispatch!(kind, notifier, idle, send(&args)),
         "recv-hang" => dispatch!(kind, notifier, idle, recv_hang(&args)),
+        "recv-park" => dispatch!(kind, notifier, idle, recv_park(&args)),
         "claim-hang" => dispatch!(kind, notifier, idle, claim_hang(&args)),
         "stream" => dispatch!(kind, notifier, idle, stream(&args)),
         "claim-loop" => dispatch!(kind, notifier, idle, claim_loop(&args)),

@@ -6,9 +6,9 @@
 //! reactor. Only an empty channel makes the receiver announce itself on the waiter word,
 //! re-check, and wait for the writer's notify; a dropped (cancelled) future withdraws the
 //! announcement. Both ends run the channel's wait engine (the same end-of-stream rule,
-//! liveness checks and counts as the blocking ends); only the blocking is tokio's. While
-//! they wait they wake at the channel's liveness interval to notice a peer that died
-//! without closing.
+//! liveness checks and counts as the blocking ends); only the blocking is tokio's: the
+//! notifier's fd and, like a blocking end, the peers' pidfds (their watch fd), so a
+//! waiting end notices a peer that died without closing at once, with no timer.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,12 +30,15 @@ use crate::engine::{Engine, Op, Step};
 use crate::link::Link;
 use crate::waiter::{Announced, Parked};
 use crate::{Receiver, RecvError, SendError, Sender};
+use nix::sys::epoll::Epoll;
 use shm_idle::{Action, ParksOn};
 use shm_notify::{PollableNotifier, Wait};
 use shm_ring::RingKind;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 
 /// A notifier, registered with tokio by its fd; holding it keeps the fd open.
@@ -60,45 +63,97 @@ fn register<N: PollableNotifier>(n: &Arc<N>) -> io::Result<AsyncFd<NotifierFd<N>
         .map_err(io::Error::from)
 }
 
-/// Waits until `fd` is readable or `timeout` passes; drains the notifier. Returns how
-/// the wait ended.
-async fn wait_notified<N: PollableNotifier>(
+/// A peer watch's epoll, registered with tokio by its fd; holding it keeps the fd open.
+struct WatchFd(Arc<Epoll>);
+
+impl AsRawFd for WatchFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0 .0.as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for WatchFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchFd")
+    }
+}
+
+/// The end's peer watch fd registered with the reactor: the registration made for the
+/// watch's current epoll (a receiver swapped in through `get_mut` has another), made
+/// when first needed.
+fn watch_fd<'a>(
+    reg: &'a mut Option<AsyncFd<WatchFd>>,
+    engine: &Engine,
+) -> io::Result<Option<&'a AsyncFd<WatchFd>>> {
+    let Some(epoll) = engine.watch.shared() else {
+        return Ok(None);
+    };
+    if !reg
+        .as_ref()
+        .is_some_and(|r| Arc::ptr_eq(&r.get_ref().0, &epoll))
+    {
+        *reg = None;
+        // SAFETY: the fd belongs to the epoll the `WatchFd` holds an `Arc` of, so it stays
+        // open, the same file, with the same number, as long as the `AsyncFd` lives.
+        let fd = unsafe {
+            AsyncFd::register_with_interest(WatchFd(epoll), tokio::io::Interest::READABLE)
+        };
+        *reg = Some(fd.map_err(io::Error::from)?);
+    }
+    Ok(reg.as_ref())
+}
+
+/// Waits until the notifier's `fd` is readable (drained: `Notified`), the peer watch
+/// fires (`Watched`), or `timeout` passes.
+async fn block<N: PollableNotifier>(
     fd: &AsyncFd<NotifierFd<N>>,
     notifier: &N,
-    timeout: Option<std::time::Duration>,
+    watch: Option<&AsyncFd<WatchFd>>,
+    timeout: Option<Duration>,
 ) -> io::Result<Wait> {
-    let readable = async {
-        let mut ready = fd.readable().await?;
-        notifier.drain()?;
-        ready.clear_ready();
-        Ok::<_, io::Error>(())
-    };
+    let ready = std::future::poll_fn(|cx| {
+        if let Poll::Ready(guard) = fd.poll_read_ready(cx) {
+            let mut guard = guard?;
+            notifier.drain()?;
+            guard.clear_ready();
+            return Poll::Ready(Ok(Wait::Notified));
+        }
+        if let Some(Poll::Ready(guard)) = watch.map(|w| w.poll_read_ready(cx)) {
+            // Edge-triggered: the next edge comes once the rebuilt watch fires again.
+            guard?.clear_ready();
+            return Poll::Ready(Ok(Wait::Watched));
+        }
+        Poll::Pending
+    });
     match timeout {
-        None => readable.await.map(|()| Wait::Notified),
-        Some(t) => match tokio::time::timeout(t, readable).await {
-            Ok(r) => r.map(|()| Wait::Notified),
-            Err(_) => Ok(Wait::TimedOut),
-        },
+        None => ready.await,
+        Some(t) => tokio::time::timeout(t, ready)
+            .await
+            .unwrap_or(Ok(Wait::TimedOut)),
     }
 }
 
 /// One wait of the engine in tokio's reactor: the engine's steps, and where it would
-/// block, announce, re-check and await the notifier's fd instead (a cancelled future
-/// withdraws the announcement as it drops).
+/// block, announce, re-check and await the notifier's fd (and the peer watch) instead;
+/// a cancelled future withdraws the announcement as it drops.
 async fn wait<O: Op, N: PollableNotifier>(
     engine: &mut Engine,
     link: &Link<N>,
     fd: &AsyncFd<NotifierFd<N>>,
+    reg: &mut Option<AsyncFd<WatchFd>>,
     op: &mut O,
 ) -> Result<O::Out, O::Error> {
     let (word, notifier) = (link.word(engine.dir()), link.notifier(engine.dir()));
     loop {
-        // No spinning on an executor thread: park at once. The reactor cannot also
-        // sleep on the peers' pidfds, so parks are timed at the liveness interval.
-        let plan = match engine.step(link, op, None, false, |_| Action::Park(None)) {
+        // No spinning on an executor thread: park at once.
+        let plan = match engine.step(link, op, None, true, |_| Action::Park(None)) {
             Step::Done(out) => return out,
             Step::Again => continue,
             Step::Park(plan) => plan,
+        };
+        let watch = match plan.watching {
+            true => watch_fd(reg, engine)?,
+            false => None,
         };
         let announced = Announced::new(word, engine.who, notifier);
         if let Some(out) = op.attempt() {
@@ -106,7 +161,7 @@ async fn wait<O: Op, N: PollableNotifier>(
             engine.parked(Parked::Skipped);
             return out;
         }
-        let woke = wait_notified(fd, notifier, plan.timeout(announced.suspect)).await;
+        let woke = block(fd, notifier, watch, plan.timeout(announced.suspect)).await;
         drop(announced);
         engine.parked(Parked::Slept(woke?));
     }
@@ -116,6 +171,7 @@ async fn wait<O: Op, N: PollableNotifier>(
 #[derive(Debug)]
 pub struct AsyncReceiver<K: RingKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,
+    watch: Option<AsyncFd<WatchFd>>,
     link: Arc<Link<N>>,
     rx: Receiver<K, N, I>,
 }
@@ -126,6 +182,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
         let link = rx.link.clone();
         Ok(AsyncReceiver {
             fd: register(&link.data)?,
+            watch: None,
             link,
             rx,
         })
@@ -135,7 +192,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
     /// they committed was read (the same rules as [`Receiver::recv`]).
     pub async fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         let (mut op, engine, _) = self.rx.op(f);
-        wait(engine, &self.link, &self.fd, &mut op).await
+        wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await
     }
 
     /// Receives one message as an owned buffer.
@@ -153,6 +210,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
 #[derive(Debug)]
 pub struct AsyncSender<K: RingKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,
+    watch: Option<AsyncFd<WatchFd>>,
     link: Arc<Link<N>>,
     tx: Sender<K, N, I>,
 }
@@ -163,6 +221,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
         let link = tx.link.clone();
         Ok(AsyncSender {
             fd: register(&link.space)?,
+            watch: None,
             link,
             tx,
         })
@@ -173,7 +232,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.tx.check_len(msg)?;
         let (mut op, engine, _) = self.tx.op(msg);
-        wait(engine, &self.link, &self.fd, &mut op).await?;
+        wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await?;
         self.tx.sent()
     }
 

@@ -4,8 +4,7 @@
 use crate::engine::Engine;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
-use crate::liveness::{Side, Slot};
-use crate::peers::PeerWatch;
+use crate::liveness::{PeerWatch, Side, Slot};
 use crate::waiter;
 use crate::{ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
@@ -179,7 +178,7 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
 /// before left announced on `mine` is withdrawn (it died parked, or the memory is stale),
 /// so no phantom sleeper wakes or passes wake-ups to no one. Then the other side's parked
 /// ends (on `theirs`) are woken, since their peer watch must now include this end (see
-/// [`crate::peers`]); only notifiers that can watch park without a timeout, so only they
+/// [`crate::liveness`]); only notifiers that can watch park without a timeout, so only they
 /// need it.
 fn attached<N: Notifier>(
     link: &Link<N>,

@@ -11,7 +11,7 @@
 //!    (a watched peer exited, a wake-up came to nothing): [`Op::check`];
 //! 4. **spin, yield or sleep** as told, or **park** through [`crate::waiter`]: announce,
 //!    fence, re-check (attempt again), block (on the notifier, and on the peers' pidfds
-//!    when the whole side is watched, see [`crate::peers`]), withdraw;
+//!    when the whole side is watched, see [`crate::liveness`]), withdraw;
 //! 5. **count** it (parks, spurious wake-ups) and go round again.
 //!
 //! The blocking ends run [`Engine::wait`]; the async ends run [`Engine::step`] and block
@@ -23,7 +23,7 @@
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 
-use crate::peers::PeerWatch;
+use crate::liveness::{Pacer, PeerWatch};
 use crate::waiter::{self, Parked, Sleeper};
 use shm_idle::{Action, ParksOn};
 use shm_notify::{Notifier, Wait};
@@ -294,37 +294,4 @@ pub(crate) fn cap(
 ) -> Option<Duration> {
     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     [timeout, left, detect].into_iter().flatten().min()
-}
-
-/// Paces liveness checks while an end waits: four per detection interval, the clock
-/// read after every park or sleep and every 16 spins or yields (or empty polls).
-/// Constructing one costs nothing (the clock is first read when the end actually idles).
-#[derive(Debug)]
-pub(crate) struct Pacer {
-    idles: u32,
-    last: Option<Instant>,
-}
-
-impl Pacer {
-    pub(crate) fn new() -> Self {
-        Pacer {
-            idles: 0,
-            last: None,
-        }
-    }
-
-    /// Whether to run the (system-call-making) liveness check now.
-    pub(crate) fn due(&mut self, action: Action, detect: Duration) -> bool {
-        self.idles = self.idles.wrapping_add(1);
-        let blocking = matches!(action, Action::Park(_) | Action::Sleep(_));
-        if blocking || self.idles % 16 == 0 {
-            let now = Instant::now();
-            let last = *self.last.get_or_insert(now);
-            if now.duration_since(last) >= detect / 4 {
-                self.last = Some(now);
-                return true;
-            }
-        }
-        false
-    }
 }

@@ -9,6 +9,38 @@
 //! pays one notify call per park, none while the side is awake, and no wake-up is ever
 //! lost (model-checked with loom, including the mutations that break it).
 //!
+//! # How an end waits
+//!
+//! Every blocking path (`Sender::send*`, `Receiver::recv*`, [`WaitSet::wait`], the async
+//! ends, [`duplex`]) runs one loop, the wait engine (`engine.rs`), on the end's own state:
+//!
+//! 1. try the ring (a write, or a read plus the end-of-stream rule below);
+//! 2. ask the idle strategy what to do;
+//! 3. check that the peers live, when due (four times per detection interval) or owed
+//!    (a watched peer exited, a wake-up came to nothing);
+//! 4. spin, yield, sleep, or park through the waiter protocol (`waiter.rs`): announce
+//!    on the waiter word, fence, re-check the ring, block on the notifier (and on the
+//!    peers' pidfds where the notifier has an fd), withdraw;
+//! 5. count it ([`Stats`]) and go round again.
+//!
+//! The async ends run the same steps and only block differently (in tokio's reactor);
+//! a [`WaitSet`] parks on all its channels' waiter words at once.
+//!
+//! **The end of a stream** is one rule for `poll`, `try_recv`, `recv*`, `WaitSet` and
+//! the async receiver: when every writer has closed, or the liveness check finds them all
+//! gone, everything they committed is delivered, MPSC claims nobody is left to commit are
+//! skipped, and only then comes [`RecvError::Disconnected`]. An MPSC claim stuck at head
+//! for longer than [`ChannelBuilder::unblock_after`] is skipped on every path too.
+//!
+//! **Liveness** (`liveness/`): each end holds a slot with its pid and start time, closed
+//! on drop; a killed end is found dead by the paced check, or at once by an end parked on
+//! its pidfd. An end that takes over a dead one's slot also withdraws whatever the dead
+//! one left on a waiter word, so a successor never inherits a phantom sleeper. Waiter
+//! words are untrusted: the reader overwrites its word when it parks, a writer that finds
+//! a suspect word parks with a timeout, and a run of spurious wake-ups backs off, so no
+//! value in shared memory makes an end hang or spin. Timeouts saturate: any `Duration`
+//! is accepted, and one too large for the clock means no deadline.
+//!
 //! ```
 //! use shm_channel::{ChannelBuilder, Receiver, Sender, Spsc};
 //! use shm_idle::Backoff;
@@ -43,7 +75,6 @@ mod liveness;
 mod notifiers;
 #[cfg(not(shm_loom))]
 mod open;
-mod peers;
 mod receiver;
 mod sender;
 #[cfg(not(shm_loom))]

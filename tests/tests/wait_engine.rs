@@ -402,14 +402,17 @@ where
         None => Sender::open(&target, Blocking).unwrap(),
     };
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (drained, done_draining) = std::sync::mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100)); // the successor parks first
         while rx.try_recv(|_| ()).is_ok() {}
-        let _ = stopped.recv_timeout(WAIT * 2); // keep the reader attached
+        drained.send(()).unwrap();
+        let _ = stopped.recv_timeout(WAIT * 2); // keep the reader attached, not reading
         rx
     });
     let msg = [0u8; 64];
     tx.send_timeout(&msg, WAIT).unwrap();
+    done_draining.recv_timeout(WAIT).unwrap();
     while tx.try_send(&msg).is_ok() {}
     let (cpu, spurious) = (thread_cpu(), tx.stats().spurious_wakes);
     let r = tx.send_timeout(&msg, IDLE);

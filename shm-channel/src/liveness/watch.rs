@@ -19,10 +19,11 @@
 //! re-check sees that a slot changed ([`PeerWatch::is_current`]) and they build a new
 //! watch before sleeping again.
 
-use crate::liveness::{self, Holder, Side};
+use super::{self as liveness, Holder, Side};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use shm_ring::Segment;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 /// What a refreshed watch allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub(crate) struct PeerWatch {
     fds: Vec<OwnedFd>,
     /// Readable when any peer exited: the one fd a park sleeps on for all of them, and
     /// the same fd for the life of the watch (an epoll set can keep it registered).
-    epoll: Option<Epoll>,
+    epoll: Option<Arc<Epoll>>,
     complete: bool,
     /// Cleared when a watched pidfd fired: rebuild even though no slot changed (a killed
     /// peer leaves its slot open).
@@ -166,10 +167,17 @@ impl PeerWatch {
         self.epoll.as_ref().map(|e| e.0.as_fd())
     }
 
+    /// The epoll behind [`PeerWatch::fd`], shared, for a reactor that registers it (it
+    /// stays open while the registration holds it).
+    #[cfg(all(feature = "tokio", not(shm_loom)))]
+    pub(crate) fn shared(&self) -> Option<Arc<Epoll>> {
+        self.epoll.clone()
+    }
+
     fn make_epoll(&mut self) -> bool {
         match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
             Ok(e) => {
-                self.epoll = Some(e);
+                self.epoll = Some(Arc::new(e));
                 true
             }
             Err(e) => {

@@ -1,15 +1,44 @@
-//! Who is attached, and whether they are still alive.
+//! Liveness: who is attached to a channel, whether they still live, and how a waiting
+//! end finds out. The whole story is here; the pieces live in this module's files.
 //!
-//! Each end owns a slot in the extension area: `[pid, start-time low, start-time high,
-//! state]`. `Drop` marks the slot closed, so the peer learns at once; a process killed
-//! with SIGKILL cannot, so peers also compare the pid's current start time with the one
-//! recorded (a reused pid has another), which detects death within one check interval.
+//! **Slots.** Each end holds a slot in the segment's extension area (the reader one,
+//! writers one each of [`WRITER_SLOTS`]): `[pid, start-time low, start-time high,
+//! state]`. An end claims a free or closed slot, or takes over one whose process died
+//! (its pid no longer runs with the recorded start time; a claim in progress carries the
+//! claimer's pid, so a claimer killed half-way leaves a slot that can be told dead). A
+//! reused pid has another start time, so it never keeps a dead end's slot alive.
+//!
+//! **Closing and dying.** Dropping an end marks its slot closed and wakes the other side,
+//! which learns at once (one load: [`reader_closed`], [`writers_closed`]). A process
+//! killed with SIGKILL cannot close: the other side finds it dead by the liveness check
+//! ([`reader_gone`], [`writers_gone`]: a `/proc` read per slot), which a waiting end runs
+//! four times per detection interval ([`Pacer`]), or at once when it is owed.
+//!
+//! **Watching instead of polling.** An end that parks on an fd-based notifier puts its
+//! peers' pidfds in one epoll fd ([`PeerWatch`], `watch.rs`) and sleeps on it beside the
+//! notifier, without a timeout: the kernel wakes it when a peer exits. The watch is only
+//! trusted when complete (every live peer's pidfd opened and checked to be the recorded
+//! process); otherwise the park is timed at the detection interval. A watched peer's
+//! exit, a peer found dead while building the watch, and a wake-up that came to nothing
+//! all leave a check *owed*, kept across calls until it has run: no untimed park starts
+//! while one is owed.
+//!
+//! **What the dead leave behind.** An end killed while parked leaves its bit on a waiter
+//! word (see [`crate::waiter`]). Whoever takes its slot over withdraws it on its behalf,
+//! and a writer's liveness check takes over and closes the slots of dead writers that
+//! left bits on the space word, so no phantom sleeper passes wake-ups to no one.
 
 use crate::layout::{READER_SLOT, SLOT_WORDS, WRITERS_EVER, WRITER_SLOTS, WRITER_SLOTS_AT};
 use crate::waiter::Sleeper;
 use crate::ChannelError;
+
+mod pacer;
+mod watch;
+
+pub(crate) use pacer::Pacer;
 use shm_ring::sync::Ordering;
 use shm_ring::Segment;
+pub(crate) use watch::PeerWatch;
 
 const FREE: u32 = 0;
 const OPEN: u32 = 1;

@@ -81,12 +81,7 @@ fn claim_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Make
 fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
-    let target = &args[4];
-    let mut rx: Receiver<K, N, I> = match target.as_str() {
-        "-" => Receiver::inherited(I::make()),
-        name => Receiver::open(name, I::make()),
-    }
-    .map_err(|e| e.to_string())?;
+    let mut rx = attach_receiver::<K, N, I>(&args[4])?;
     // Optionally read some messages first (peer-restart tests).
     let take: usize = args
         .get(5)
@@ -104,14 +99,21 @@ fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
 fn recv_park<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
-    let mut rx: Receiver<K, N, I> = match args[4].as_str() {
-        "-" => Receiver::inherited(I::make()),
-        name => Receiver::open(name, I::make()),
-    }
-    .map_err(|e| e.to_string())?;
+    let mut rx = attach_receiver::<K, N, I>(&args[4])?;
     println!("ready");
     std::io::stdout().flush().ok();
     rx.recv(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The receiver at `target` (a segment name, or `-` for inherited fds).
+fn attach_receiver<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    target: &str,
+) -> Result<Receiver<K, N, I>, String> {
+    match target {
+        "-" => Receiver::inherited(I::make()),
+        name => Receiver::open(name, I::make()),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
@@ -210,11 +212,7 @@ fn claim_loop<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Make
 fn recv_print<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
-    let mut rx: Receiver<K, N, I> = match args[4].as_str() {
-        "-" => Receiver::inherited(I::make()),
-        name => Receiver::open(name, I::make()),
-    }
-    .map_err(|e| e.to_string())?;
+    let mut rx = attach_receiver::<K, N, I>(&args[4])?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").and_then(|()| out.flush()).ok();
     loop {

@@ -97,6 +97,17 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.unblock_after = timeout;
     }
 
+    /// The data and space waiter words (loom models check both are idle at the end).
+    #[cfg(shm_loom)]
+    #[doc(hidden)]
+    pub fn waiter_words(&self) -> [u32; 2] {
+        use shm_ring::sync::Ordering::Relaxed;
+        [
+            self.link.word(Direction::Data).load(Relaxed),
+            self.link.word(Direction::Space).load(Relaxed),
+        ]
+    }
+
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
         self.engine.stats(self.stats)

@@ -227,6 +227,9 @@ impl<K: RingKind, N: Notifier> SendClaim<'_, K, N> {
     pub fn commit(self) -> Result<(), SendError> {
         self.claim.commit().map_err(write_error)?;
         self.stats.sent += 1;
+        if waiter::fault::commit_skips_wake() {
+            return Ok(()); // injected bug (loom builds only)
+        }
         if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
             self.stats.notifies += 1;
         }

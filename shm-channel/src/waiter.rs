@@ -191,7 +191,7 @@ fn withdraw<N: Notifier + ?Sized>(word: &AtomicU32, who: Sleeper, notifier: &N) 
         Sleeper::Writer(_) => word.fetch_and(!(who.bit() | NOTIFIED), Ordering::AcqRel),
     };
     let others = prev & who.valid() & !(who.bit() | NOTIFIED);
-    if prev & NOTIFIED != 0 && others != 0 {
+    if prev & NOTIFIED != 0 && others != 0 && !fault::no_pass_on() {
         // We took an episode's wake-up that others were also waiting for.
         wake_after_fence(word, notifier)?;
     }
@@ -229,6 +229,11 @@ fn wake_after_fence<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io:
     loop {
         if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
             return Ok(false);
+        }
+        if fault::waker_stores_notified() {
+            // Injected bug: a plain store, which can undo a sleeper's concurrent withdraw.
+            word.store(cur | NOTIFIED, Ordering::Relaxed);
+            break;
         }
         match word.compare_exchange(cur, cur | NOTIFIED, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => break,
@@ -274,6 +279,24 @@ pub mod fault {
         WakerFence = 2,
         /// Withdraw the announcement before re-checking.
         WithdrawBeforeRecheck = 3,
+        /// The waker sets `NOTIFIED` with a plain store instead of a compare-exchange.
+        WakerStoresNotified = 4,
+        /// A withdrawing sleeper never passes a wake-up on to the others.
+        NoPassOn = 5,
+        /// `SendClaim::commit` publishes without waking the reader.
+        CommitSkipsWake = 6,
+    }
+
+    impl Fault {
+        /// Every fault, with its name (for `SHM_LOOM_FAULT` and reports).
+        pub const ALL: [(Fault, &'static str); 6] = [
+            (Fault::SleeperFence, "sleeper-fence"),
+            (Fault::WakerFence, "waker-fence"),
+            (Fault::WithdrawBeforeRecheck, "withdraw-before-recheck"),
+            (Fault::WakerStoresNotified, "waker-stores-notified"),
+            (Fault::NoPassOn, "no-pass-on"),
+            (Fault::CommitSkipsWake, "commit-skips-wake"),
+        ];
     }
 
     /// Selects the fault for this process (loom builds only).
@@ -303,5 +326,20 @@ pub mod fault {
     #[inline(always)]
     pub(crate) fn withdraw_before_recheck() -> bool {
         active(Fault::WithdrawBeforeRecheck)
+    }
+
+    #[inline(always)]
+    pub(crate) fn waker_stores_notified() -> bool {
+        active(Fault::WakerStoresNotified)
+    }
+
+    #[inline(always)]
+    pub(crate) fn no_pass_on() -> bool {
+        active(Fault::NoPassOn)
+    }
+
+    #[inline(always)]
+    pub(crate) fn commit_skips_wake() -> bool {
+        active(Fault::CommitSkipsWake)
     }
 }

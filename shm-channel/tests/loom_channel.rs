@@ -1,24 +1,25 @@
-//! loom suite of the channel's waiter protocol (`cargo xtask loom`).
+//! loom suite of the channel's waiter protocol and wait engine (`cargo xtask loom`, which
+//! runs every model in a process of its own).
 #![cfg(shm_loom)]
 
 mod loom_common;
 
-#[test]
-fn spsc_reader_parks_on_empty() {
-    loom_common::spsc_reader_parks_on_empty();
+macro_rules! models {
+    ($($model:ident),* $(,)?) => {$(
+        #[test]
+        fn $model() {
+            loom_common::$model();
+        }
+    )*};
 }
 
-#[test]
-fn spsc_writer_parks_on_full() {
-    loom_common::spsc_writer_parks_on_full();
-}
-
-#[test]
-fn mpsc_reader_parks_on_empty() {
-    loom_common::mpsc_reader_parks_on_empty();
-}
-
-#[test]
-fn mpsc_writers_park_on_full() {
-    loom_common::mpsc_writers_park_on_full();
-}
+models!(
+    spsc_reader_parks_on_empty,
+    spsc_writer_parks_on_full,
+    spsc_wraps_with_padding,
+    spsc_zero_copy_claim,
+    mpsc_zero_copy_claim,
+    mpsc_reader_parks_on_empty,
+    mpsc_writers_park_on_full,
+    mpsc_wakes_every_parked_writer,
+);

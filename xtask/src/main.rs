@@ -3,7 +3,8 @@
 //! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), the workspace tests,
 //!   the loom suite, a benchmark smoke row, a 60 s soak, and that nothing was left in
 //!   /dev/shm (test segments, FIFOs, ledgers, staging files).
-//! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir.
+//! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir,
+//!   each model in a process of its own.
 //! * `fuzz [--rounds N]` — the hostile-memory tests (ring and channel) in release mode
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
 //! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
@@ -11,13 +12,13 @@
 //! * `bench [--full] [--filter TEXT] [--json] [--same-cpu]` — the cross-process matrix
 //!   (`shm-bench`, built in release mode); `bench --micro` — the criterion benchmarks.
 
+mod loom;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-/// Crates with loom models (tests named `loom_*`).
-const LOOM_PACKAGES: &[&str] = &["shm-ring", "shm-channel"];
 /// Criterion benchmarks: (package, bench target).
 const MICRO_BENCHES: &[(&str, &str)] = &[
     ("shm-ring", "ring"),
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
     let flag = |name: &str| rest.iter().any(|a| a == name);
     let result = match task {
         "ci" => ci(),
-        "loom" => loom(flag("--deep")),
+        "loom" => loom::loom(flag("--deep")),
         "fuzz" => match number(rest, "--rounds", 5_000_000) {
             Ok(n) => fuzz(n),
             Err(e) => Err(e),
@@ -139,7 +140,7 @@ fn ci() -> Result {
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     run("tests", test)?;
-    loom(false)?;
+    loom::loom(false)?;
     // The benchmark harness must keep working: one fast row, end to end.
     bench(&["--filter".into(), "pingpong/kernel/pipe".into()])?;
     soak(60)?;
@@ -149,22 +150,6 @@ fn ci() -> Result {
     }
     eprintln!("\nci: all checks passed");
     Ok(())
-}
-
-fn loom(deep: bool) -> Result {
-    let mut cmd = cargo();
-    cmd.args(["test", "--release"]);
-    for p in LOOM_PACKAGES {
-        cmd.args(["-p", p]);
-    }
-    cmd.args(["--test", "loom_*"])
-        .env("RUSTFLAGS", "--cfg shm_loom -C debug-assertions")
-        .env("CARGO_TARGET_DIR", root().join("target/loom"))
-        .env("LOOM_MAX_PREEMPTIONS", if deep { "3" } else { "2" });
-    if deep {
-        cmd.env("SHM_LOOM_DEEP", "1");
-    }
-    run(if deep { "loom (deep)" } else { "loom" }, cmd)
 }
 
 /// The hostile-memory tests, optimised, with `rounds` rounds each.

@@ -1,36 +1,71 @@
 //! The channel models, shared by the passing suite and the mutation suite. They run the
 //! real Sender/Receiver code with loom's model notifier and the `Blocking` strategy (park
 //! at once, no timeout: loom ignores timeouts, so a lost wake-up is a visible deadlock).
+//!
+//! Every model ends the same way: the reader has every message, every writer is still
+//! attached (no model relies on the wake-up a dropped end sends), and both waiter words
+//! are back to idle (no phantom sleeper, no stale `NOTIFIED`). Only then do ends drop.
 
 use loom::thread;
-use shm_channel::{channel, Mpsc, Spsc};
+use shm_channel::{channel, Mpsc, Receiver, Sender, Spsc};
 use shm_idle::Blocking;
 use shm_notify::ThreadNotifier;
+use shm_ring::RingKind;
+
+type Rx<K> = Receiver<K, ThreadNotifier, Blocking>;
+type Tx<K> = Sender<K, ThreadNotifier, Blocking>;
 
 fn msg(i: u8) -> [u8; 8] {
     [i; 8] // 16-byte records: four fill the 64-byte ring
 }
 
+fn pair<K: RingKind>() -> (Tx<K>, Rx<K>) {
+    channel::<K, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap()
+}
+
+/// The end of every model: both waiter words idle, then the ends drop.
+fn finish<K: RingKind>(rx: Rx<K>, writers: Vec<Tx<K>>) {
+    assert_eq!(
+        rx.waiter_words(),
+        [0, 0],
+        "waiter words not idle at the end: a phantom sleeper or a stale NOTIFIED"
+    );
+    drop(writers);
+    drop(rx);
+}
+
+/// Runs `f` under loom with the preemption bound `cargo xtask loom` sets (2; 3 with
+/// `--deep`), or `bound` when given and not `--deep`.
+fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if std::env::var_os("SHM_LOOM_DEEP").is_none() {
+        if let Some(b) = bound {
+            builder.preemption_bound = Some(b);
+        }
+    }
+    builder.check(f);
+}
+
 /// SPSC, the reader parks on an empty ring; the writer sends two messages.
 pub fn spsc_reader_parks_on_empty() {
-    loom::model(|| {
-        let (mut tx, mut rx) =
-            channel::<Spsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
+    check(None, || {
+        let (mut tx, mut rx) = pair::<Spsc>();
         let w = thread::spawn(move || {
             tx.send(&msg(1)).unwrap();
             tx.send(&msg(2)).unwrap();
+            tx
         });
         assert_eq!(rx.recv_vec().unwrap(), msg(1));
         assert_eq!(rx.recv_vec().unwrap(), msg(2));
-        w.join().unwrap();
+        let tx = w.join().unwrap();
+        finish(rx, vec![tx]);
     });
 }
 
 /// SPSC, the writer parks on a full ring until the reader frees space.
 pub fn spsc_writer_parks_on_full() {
-    loom::model(|| {
-        let (mut tx, mut rx) =
-            channel::<Spsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
+    check(None, || {
+        let (mut tx, mut rx) = pair::<Spsc>();
         for i in 1..=4 {
             tx.try_send(&msg(i)).unwrap();
         }
@@ -38,48 +73,117 @@ pub fn spsc_writer_parks_on_full() {
             for i in 1..=5 {
                 assert_eq!(rx.recv_vec().unwrap(), msg(i));
             }
+            rx
         });
         tx.send(&msg(5)).unwrap();
-        r.join().unwrap();
+        let rx = r.join().unwrap();
+        finish(rx, vec![tx]);
     });
+}
+
+/// SPSC, an empty message (an 8-byte record) and then four 16-byte records in a 64-byte
+/// ring: the last one does not fit before the end, so a padding record fills the gap
+/// and it wraps to the start, where the writer waits for the reader to free space.
+pub fn spsc_wraps_with_padding() {
+    check(None, || {
+        let (mut tx, mut rx) = pair::<Spsc>();
+        let w = thread::spawn(move || {
+            tx.send(&[]).unwrap();
+            for i in 1..=4 {
+                tx.send(&msg(i)).unwrap();
+            }
+            tx
+        });
+        assert_eq!(rx.recv_vec().unwrap(), b"");
+        for i in 1..=4 {
+            assert_eq!(rx.recv_vec().unwrap(), msg(i));
+        }
+        let tx = w.join().unwrap();
+        finish(rx, vec![tx]);
+    });
+}
+
+/// A zero-copy claim, committed by a writer that stays attached: the commit alone must
+/// wake the parked reader.
+fn zero_copy<K: RingKind>() {
+    check(None, || {
+        let (mut tx, mut rx) = pair::<K>();
+        let w = thread::spawn(move || {
+            let mut claim = tx.try_claim(8).unwrap();
+            claim.as_mut_slice().copy_from_slice(&msg(7));
+            claim.commit().unwrap();
+            tx
+        });
+        assert_eq!(rx.recv_vec().unwrap(), msg(7));
+        let tx = w.join().unwrap();
+        finish(rx, vec![tx]);
+    });
+}
+
+/// [`zero_copy`] on an SPSC ring.
+pub fn spsc_zero_copy_claim() {
+    zero_copy::<Spsc>();
+}
+
+/// [`zero_copy`] on an MPSC ring.
+pub fn mpsc_zero_copy_claim() {
+    zero_copy::<Mpsc>();
 }
 
 /// MPSC, two writers, the reader parks on empty: both messages arrive once.
 pub fn mpsc_reader_parks_on_empty() {
-    loom::model(|| {
-        let (tx, mut rx) = channel::<Mpsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
+    check(None, || {
+        let (tx, mut rx) = pair::<Mpsc>();
         let mut tx2 = tx.try_clone().unwrap();
         let mut tx1 = tx;
-        let a = thread::spawn(move || tx1.send(&msg(1)).unwrap());
-        let b = thread::spawn(move || tx2.send(&msg(2)).unwrap());
+        let a = thread::spawn(move || {
+            tx1.send(&msg(1)).unwrap();
+            tx1
+        });
+        let b = thread::spawn(move || {
+            tx2.send(&msg(2)).unwrap();
+            tx2
+        });
         let mut got = [rx.recv_vec().unwrap()[0], rx.recv_vec().unwrap()[0]];
         got.sort();
         assert_eq!(got, [1, 2]);
-        a.join().unwrap();
-        b.join().unwrap();
+        let writers = vec![a.join().unwrap(), b.join().unwrap()];
+        finish(rx, writers);
     });
 }
 
-/// MPSC, the ring is full and two writers park for space: the reader must wake both.
-/// Three threads make this the largest model: it runs with one preemption in CI and
-/// with the configured bound under `cargo xtask loom --deep`.
-pub fn mpsc_writers_park_on_full() {
-    let mut builder = loom::model::Builder::new();
-    if std::env::var_os("SHM_LOOM_DEEP").is_none() {
-        builder.preemption_bound = Some(1);
+/// A full MPSC ring and two more writers: returns the filler and the two parked sends.
+#[allow(clippy::type_complexity)]
+fn two_parked_writers() -> (
+    Tx<Mpsc>,
+    Rx<Mpsc>,
+    thread::JoinHandle<Tx<Mpsc>>,
+    thread::JoinHandle<Tx<Mpsc>>,
+) {
+    let (tx, rx) = pair::<Mpsc>();
+    let mut tx1 = tx.try_clone().unwrap();
+    let mut tx2 = tx.try_clone().unwrap();
+    let mut tx0 = tx;
+    for i in 1..=4 {
+        tx0.try_send(&msg(i)).unwrap();
     }
-    builder.check(|| {
-        let (tx, mut rx) = channel::<Mpsc, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap();
-        let mut tx1 = tx.try_clone().unwrap();
-        let mut tx2 = tx.try_clone().unwrap();
-        let mut tx0 = tx;
-        for i in 1..=4 {
-            tx0.try_send(&msg(i)).unwrap();
-        }
-        let a = thread::spawn(move || tx1.send(&msg(5)).unwrap());
-        let b = thread::spawn(move || tx2.send(&msg(6)).unwrap());
-        // The reader frees all four slots in one batch (one wake-up for two sleepers: the
-        // first one woken must pass it on), then waits for the rest.
+    let a = thread::spawn(move || {
+        tx1.send(&msg(5)).unwrap();
+        tx1
+    });
+    let b = thread::spawn(move || {
+        tx2.send(&msg(6)).unwrap();
+        tx2
+    });
+    (tx0, rx, a, b)
+}
+
+/// MPSC, the ring is full and two writers park for space: the reader frees all four
+/// slots in one batch (one wake-up for two sleepers), then reads on. Three threads make
+/// this the largest model (14 s at two preemptions on the CI machine).
+pub fn mpsc_writers_park_on_full() {
+    check(None, || {
+        let (tx0, mut rx, a, b) = two_parked_writers();
         let mut got = Vec::new();
         assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 4);
         while got.len() < 6 {
@@ -88,8 +192,25 @@ pub fn mpsc_writers_park_on_full() {
         assert_eq!(got[..4], [1, 2, 3, 4]);
         got.sort();
         assert_eq!(got, [1, 2, 3, 4, 5, 6]);
-        a.join().unwrap();
-        b.join().unwrap();
-        drop(tx0);
+        let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
+        finish(rx, writers);
+    });
+}
+
+/// The pass-on: the reader frees space once and then waits for both parked writers to
+/// finish before it reads again, so the one wake-up it sent must reach both (the first
+/// writer woken passes it on). Without the pass-on, the second sleeps for ever.
+pub fn mpsc_wakes_every_parked_writer() {
+    check(None, || {
+        let (tx0, mut rx, a, b) = two_parked_writers();
+        let mut got = Vec::new();
+        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 4);
+        let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
+        while got.len() < 6 {
+            got.push(rx.recv_vec().unwrap()[0]);
+        }
+        got.sort();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        finish(rx, writers);
     });
 }

@@ -5,6 +5,8 @@
 //!   /dev/shm (test segments, FIFOs, ledgers, staging files).
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir,
 //!   each model in a process of its own.
+//! * `mutants [--filter TEXT]` — mutation testing of the protocol files with the loom
+//!   suite as the test (slow, opt-in; see `mutants.rs`).
 //! * `fuzz [--rounds N]` — the hostile-memory tests (ring and channel) in release mode
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
 //! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
@@ -13,6 +15,7 @@
 //!   (`shm-bench`, built in release mode); `bench --micro` — the criterion benchmarks.
 
 mod loom;
+mod mutants;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -48,11 +51,18 @@ fn main() -> ExitCode {
             Ok(n) => soak(n),
             Err(e) => Err(e),
         },
+        "mutants" => match rest {
+            [] => mutants::mutants(None),
+            [f, text] if f == "--filter" => mutants::mutants(Some(text)),
+            other => Err(format!(
+                "unexpected arguments {other:?} (expected --filter TEXT)"
+            )),
+        },
         "bench" if flag("--micro") => micro(flag("--full")),
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS

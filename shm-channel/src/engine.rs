@@ -19,6 +19,8 @@
 //! (nothing to do after a notify, which a stale or corrupt waiter word can cause) owes a
 //! liveness check and then backs off with short sleeps, so no shared-memory value can
 //! make an end spin. Deadlines saturate: a timeout too large for the clock means none.
+//! The engine adds no memory ordering of its own: the announce/re-check and
+//! publish/wake orderings are the waiter protocol's (see `waiter.rs`).
 
 use crate::layout::Direction;
 use crate::link::{Link, Stats};

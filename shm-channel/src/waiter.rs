@@ -22,6 +22,32 @@
 //! writes, or `NOTIFIED` already set, when it announces reports the word as suspect and
 //! the caller caps its park at the liveness interval; the wait engine backs off from
 //! repeated spurious wake-ups, so no value spins a core.
+//!
+//! # Memory ordering, and what rests on the fences
+//!
+//! Two orderings rest on the `fence(SeqCst)` pair and on nothing else: the sleeper's
+//! announcement before its re-check of the ring, and the waker's publication before its
+//! read of the waiter word. That is the store-buffering pattern, and both models real
+//! code runs under guarantee it with two SeqCst fences:
+//!
+//! * C++ (Rust's model): the fences are totally ordered. If the sleeper's fence comes
+//!   first, the waker's load after its own fence reads the announcement or a later value
+//!   of the word ([atomics.fences]: an SC fence before a store and one before a load of
+//!   the same object, ordered so, make the load see that store or a later one); if the
+//!   waker's comes first, the sleeper's re-check sees the publication. Either way one side
+//!   sees the other: no lost wake-up, with relaxed accesses on both sides.
+//! * x86-TSO: the only reordering the hardware makes is a load passing an earlier store
+//!   (the store buffer); `fence(SeqCst)` is an `mfence` that drains it, and the
+//!   announcement is a locked read-modify-write (`xchg`/`lock or`), a full barrier too.
+//!   AArch64 compiles the fence to `dmb ish`, which orders earlier stores before later
+//!   loads as well.
+//!
+//! loom 0.7 is stronger than both: it orders any two SeqCst fences as if each
+//! synchronised with the other. The protocol never relies on that. A woken sleeper sees
+//! the message through the ring's own Release store of the record length and its Acquire
+//! load, not through the fences; the `NOTIFIED` transitions are read-modify-writes, which
+//! always read the latest value of the word, so the pass-on needs no fence of its own.
+//! The engine (`engine.rs`) adds no ordering: it only sequences these steps.
 
 use crate::layout::WRITER_SLOTS;
 use shm_notify::{Notifier, Wait};

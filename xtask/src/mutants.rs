@@ -182,8 +182,10 @@ fn copy_tree(dir: &Path) -> Result {
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("git archive: {e}"))?;
+    // `-m`: files get the time of extraction, not of the commit, so cargo never takes a
+    // build of an earlier mutant for up to date.
     let status = Command::new("tar")
-        .args(["-x", "-C"])
+        .args(["-x", "-m", "-C"])
         .arg(dir)
         .stdin(archive.stdout.ok_or("git archive: no stdout")?)
         .status()

@@ -134,8 +134,13 @@ pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
     link: &Arc<Link<N>>,
     idle: I,
 ) -> Result<Sender<K, N, I>, ChannelError> {
+    // An SPSC ring has one writer: its slot, the first, is exclusive, in shared memory,
+    // so a second writer is refused whichever process (this one too) or mode it uses.
+    let slot = match K::KIND {
+        Kind::Spsc => Slot::sole_writer(&link.segment)?,
+        Kind::Mpsc => Slot::writer(&link.segment)?,
+    };
     let producer = link.segment.producer::<K>()?;
-    let slot = Slot::writer(&link.segment)?;
     attached(link, &slot, Direction::Space, Direction::Data)?;
     Ok(Sender {
         producer,

@@ -37,6 +37,14 @@ pub enum ChannelError {
     /// A live reader is attached already.
     #[error("a live reader is already attached")]
     ReaderAttached,
+    /// An SPSC channel has one writer, and a live process holds it (it may be this one).
+    #[error(
+        "an SPSC channel has one writer, and process {pid} holds it; use Mpsc for several writers"
+    )]
+    WriterAttached {
+        /// The live writer's pid.
+        pid: u32,
+    },
     /// Every writer slot is taken by a live writer.
     #[error("all {0} writer slots are in use")]
     TooManyWriters(usize),

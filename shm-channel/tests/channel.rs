@@ -222,7 +222,9 @@ fn runtime_chosen_notifier_and_strategy() {
             for i in 0..1000u32 {
                 tx.send(&i.to_le_bytes()).unwrap();
                 if i % 100 == 0 {
-                    std::thread::sleep(Duration::from_millis(1)); // let the reader park
+                    // Long enough for the reader to spin, yield and park even on a
+                    // loaded machine (a yield may give the CPU away for a time slice).
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         });
@@ -230,7 +232,11 @@ fn runtime_chosen_notifier_and_strategy() {
             rx.recv(|m| assert_eq!(m, i.to_le_bytes())).unwrap();
         }
         writer.join().unwrap();
-        assert!(rx.stats().parks > 0, "{kind}: the reader never parked");
+        assert!(
+            rx.stats().parks > 0,
+            "{kind}: the reader never parked: {:?}",
+            rx.stats()
+        );
     }
     // An AnyNotifier channel without a kind is a configuration error, not a guess.
     let e = ChannelBuilder::new()

@@ -67,6 +67,11 @@ impl Peer {
         Some(status)
     }
 
+    /// The child's pid (0 once reaped).
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
     /// Takes the child's piped stdout (for a reader that outlives many lines).
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.0.as_mut()?.stdout.take()

@@ -200,6 +200,33 @@ impl Slot {
         })
     }
 
+    /// Claims the one writer slot of an SPSC channel (the first), unless a live writer
+    /// holds it (then the error names it); a dead writer's slot is taken over.
+    pub(crate) fn sole_writer(seg: &Segment) -> Result<Slot, ChannelError> {
+        let at = WRITER_SLOTS_AT;
+        let state = word(seg, at, STATE);
+        let cur = state.load(Ordering::Acquire);
+        let taken = match cur {
+            FREE | CLOSED => state
+                .compare_exchange(cur, my_claim(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok(),
+            _ => take_dead(seg, at),
+        };
+        if !taken {
+            let now = state.load(Ordering::Acquire);
+            let pid = claiming(now).unwrap_or_else(|| word(seg, at, PID).load(Ordering::Relaxed));
+            return Err(ChannelError::WriterAttached { pid });
+        }
+        fill(seg, at);
+        seg.extension()
+            .u32(WRITERS_EVER)
+            .store(1, Ordering::Release);
+        Ok(Slot {
+            segment: seg.clone(),
+            at,
+        })
+    }
+
     /// Claims the reader slot, unless a live reader holds it.
     pub(crate) fn reader(seg: &Segment) -> Result<Slot, ChannelError> {
         let at = READER_SLOT;

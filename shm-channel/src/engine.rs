@@ -206,6 +206,12 @@ impl Engine {
             self.spurious_wakes += 1;
             self.spurious = self.spurious.saturating_add(1);
             self.watch.owe_check();
+            if self.spurious > 2 {
+                // 8 µs, doubling while wake-ups keep coming to nothing, at most a quarter
+                // of the liveness interval; progress ends the run.
+                let pause = Duration::from_micros(1 << self.spurious.min(20));
+                simple_action(Action::Sleep(pause.min(link.detect / 4)), deadline);
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Step::Done(Err(O::timed_out()));
@@ -217,12 +223,6 @@ impl Engine {
             if let Some(out) = op.check() {
                 return Step::Done(out);
             }
-        }
-        if self.spurious > 2 {
-            let backoff = Duration::from_micros(1 << self.spurious.min(16)).min(link.detect / 4);
-            simple_action(Action::Sleep(backoff), deadline);
-            self.spurious = 2;
-            return Step::Again;
         }
         // 4. Spin, yield or sleep; or plan a park.
         let Action::Park(timeout) = action else {

@@ -188,14 +188,19 @@ impl<K: RingKind, N: Notifier> Op for SendOp<'_, K, N> {
             tracing::debug!("receiver is dead: disconnected");
             return Some(Err(SendError::Disconnected));
         }
-        // Writers killed while parked left their bits on the space word: take their
-        // slots over and withdraw for them, or every wake-up would be passed to no one.
+        // Bits on the space word whose slot no live writer holds (a writer killed while
+        // parked, or garbage) would have every wake-up passed on to no one: take each
+        // such slot for a moment and withdraw in its name.
         let word = link.word(Direction::Space);
         if waiter::others_announced(word, self.me) {
             for i in 0..crate::layout::WRITER_SLOTS {
-                if let Some(dead) = Slot::take_dead_writer(&link.segment, i) {
-                    tracing::debug!(slot = i, "withdrawing a dead writer's announcement");
-                    if let Err(e) = waiter::take_over(word, dead.sleeper(), &*link.space) {
+                let who = Sleeper::Writer(i);
+                if who == self.me || !waiter::announced(word, who) {
+                    continue;
+                }
+                if let Some(unused) = Slot::take_unused_writer(&link.segment, i) {
+                    tracing::debug!(slot = i, "withdrawing an announcement no live writer made");
+                    if let Err(e) = waiter::take_over(word, unused.sleeper(), &*link.space) {
                         return Some(Err(e.into()));
                     }
                 }

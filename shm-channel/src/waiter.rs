@@ -234,6 +234,11 @@ pub(crate) fn take_over<N: Notifier + ?Sized>(
     withdraw(word, who, notifier)
 }
 
+/// Whether `who`'s bit is set on `word`.
+pub(crate) fn announced(word: &AtomicU32, who: Sleeper) -> bool {
+    word.load(Ordering::Relaxed) & who.bit() != 0
+}
+
 /// Whether any end other than `who` has announced itself on `word` (cheap: one load).
 pub(crate) fn others_announced(word: &AtomicU32, who: Sleeper) -> bool {
     word.load(Ordering::Relaxed) & who.valid() & !(who.bit() | NOTIFIED) != 0

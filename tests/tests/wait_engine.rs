@@ -491,3 +491,51 @@ fn a_stale_data_waiter_word_does_not_delay_a_message() {
         drop(tx);
     }
 }
+
+/// A space waiter word a peer left as `NOTIFIED`, or all ones: a writer parked on a full
+/// ring still gets through once the reader frees space, at the latest after the liveness
+/// interval (the word looks suspect, so its park is timed), and then idles without
+/// burning a core.
+#[test]
+fn a_stale_space_waiter_word_delays_a_writer_by_at_most_the_liveness_interval() {
+    let detect = Duration::from_millis(200);
+    for stale in [1u32, u32::MAX] {
+        let name = unique_name("engine");
+        let b = ChannelBuilder::new().capacity(4096).detect_interval(detect);
+        let rx: Receiver<Spsc, Futex, Blocking> = b.create_receiver(&name, Blocking).unwrap();
+        let mut tx: Sender<Spsc, Futex, Blocking> = Sender::open(&name, Blocking).unwrap();
+        let msg = [7u8; 64];
+        while tx.try_send(&msg).is_ok() {}
+        let seg = shm_ring::Segment::open(&name).unwrap();
+        // The space waiter word: the channel's extension area, second 128-byte line.
+        seg.extension()
+            .u32(32)
+            .store(stale, shm_ring::sync::Ordering::Relaxed);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (drained, when) = std::sync::mpsc::channel::<Instant>();
+        let reader = std::thread::spawn(move || {
+            let mut rx = rx;
+            std::thread::sleep(Duration::from_millis(100)); // the writer parks first
+            while rx.try_recv(|_| ()).is_ok() {}
+            drained.send(Instant::now()).unwrap();
+            let _ = stopped.recv_timeout(WAIT * 2);
+            rx
+        });
+        tx.send_timeout(&msg, WAIT).unwrap();
+        let late = when.recv_timeout(WAIT).unwrap().elapsed();
+        eprintln!("stale space word {stale:#x}: the writer got through {late:?} after the drain");
+        assert!(late < NOTICE, "stale space word {stale:#x}: {late:?}");
+        while tx.try_send(&msg).is_ok() {}
+        let (cpu, spurious) = (thread_cpu(), tx.stats().spurious_wakes);
+        let r = tx.send_timeout(&msg, IDLE);
+        let (cpu, spurious) = (thread_cpu() - cpu, tx.stats().spurious_wakes - spurious);
+        assert!(matches!(r, Err(shm_channel::SendError::Timeout)), "{r:?}");
+        assert_idle(
+            &format!("writer on stale space word {stale:#x}"),
+            cpu,
+            spurious,
+        );
+        stop.send(()).unwrap();
+        drop(reader.join().unwrap());
+    }
+}

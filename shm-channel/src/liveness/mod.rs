@@ -258,11 +258,21 @@ impl Slot {
         }
     }
 
-    /// Takes writer slot `i` if its process died without closing it (killed), so the
-    /// caller can withdraw what it left on the space word; the slot closes on drop.
-    pub(crate) fn take_dead_writer(seg: &Segment, i: usize) -> Option<Slot> {
+    /// Takes writer slot `i` if no live end holds it (free, closed, or its process died
+    /// without closing it), so the caller can withdraw what was left on the space word in
+    /// its name; no end can announce as `i` meanwhile. The slot closes on drop.
+    pub(crate) fn take_unused_writer(seg: &Segment, i: usize) -> Option<Slot> {
         let at = WRITER_SLOTS_AT + i * SLOT_WORDS;
-        (i < WRITER_SLOTS && take_dead(seg, at)).then(|| Slot {
+        if i >= WRITER_SLOTS {
+            return None;
+        }
+        let state = word(seg, at, STATE);
+        let unused = [FREE, CLOSED].iter().any(|&from| {
+            state
+                .compare_exchange(from, my_claim(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        (unused || take_dead(seg, at)).then(|| Slot {
             segment: seg.clone(),
             at,
         })

@@ -6,8 +6,9 @@
 //! working tree, and each is run against the passing loom models (each in a process of
 //! its own; the first failure kills the mutant).
 //!
-//! A mutant that no model kills must be listed in `xtask/mutants-equivalent.txt` with a
-//! one-line argument for why it cannot change behaviour; the task prints
+//! A mutant that no model kills must be listed in `xtask/mutants-equivalent.txt` (by its
+//! name: file, line text, operator) with a one-line argument for why it cannot change
+//! behaviour, or why loom cannot see it and what covers it instead; the task prints
 //! `mutants: K killed, S survived, E equivalent` and fails if any survivor is unlisted.
 
 use crate::loom::{run_models, Tree};
@@ -105,10 +106,19 @@ fn generated(file: &'static str, text: &str) -> Vec<Mutant> {
     ];
     let mut out = Vec::new();
     let mut offset = 0;
-    for (n, line) in text.split_inclusive('\n').enumerate() {
+    // Mutants are named by the line's text (and which copy of it), not its number, so
+    // the names in the equivalents file survive edits elsewhere in the file.
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for line in text.split_inclusive('\n') {
         let code = line.trim_start();
         let start = offset;
         offset += line.len();
+        let copy = seen.entry(code.trim_end()).or_default();
+        *copy += 1;
+        let at_line = match *copy {
+            1 => format!("{file}: `{}`", code.trim_end()),
+            k => format!("{file}: `{}` (copy {k})", code.trim_end()),
+        };
         // Comments, and the test-only fault switches, are not protocol code.
         if code.starts_with("//") || line.contains("FAULT.") {
             continue;
@@ -117,7 +127,10 @@ fn generated(file: &'static str, text: &str) -> Vec<Mutant> {
             for (k, (i, _)) in line.match_indices(from).enumerate() {
                 let op = from.trim_start_matches("Ordering::").trim_end_matches("()");
                 out.push(Mutant {
-                    id: format!("{file}:{}:{op}->Relaxed#{k}", n + 1),
+                    id: match k {
+                        0 => format!("{at_line} {op}->Relaxed"),
+                        k => format!("{at_line} {op}->Relaxed (use {})", k + 1),
+                    },
                     file,
                     at: start + i,
                     from: from.to_string(),
@@ -128,7 +141,7 @@ fn generated(file: &'static str, text: &str) -> Vec<Mutant> {
         let stmt = code.trim_end();
         if stmt.starts_with("fence(") && stmt.ends_with(");") {
             out.push(Mutant {
-                id: format!("{file}:{}:fence-removed", n + 1),
+                id: format!("{at_line} fence-removed"),
                 file,
                 at: start + (line.len() - code.len()),
                 from: stmt.to_string(),
@@ -160,14 +173,14 @@ fn slips(file: &'static str, text: &str) -> Result<Vec<Mutant>> {
     Ok(out)
 }
 
-/// `id | argument` lines of the equivalents file (`#` comments).
+/// `id -- argument` lines of the equivalents file (`#` comments).
 fn equivalents() -> Result<BTreeMap<String, String>> {
     let path = root().join("xtask/mutants-equivalent.txt");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(" | "))
+        .filter_map(|l| l.rsplit_once(" -- "))
         .map(|(id, why)| (id.trim().to_string(), why.trim().to_string()))
         .collect())
 }

@@ -154,6 +154,19 @@ impl<N: Notifier, I: ParksOn<N> + Clone> Sender<Mpsc, N, I> {
     /// Another writer end of the same MPSC channel, with a slot of its own (so each end
     /// is watched, and woken, on its own). Fails with `TooManyWriters` when every slot
     /// is held by a live end.
+    ///
+    /// ```
+    /// use shm_channel::{channel, Mpsc};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::ThreadNotifier;
+    /// let (mut a, mut rx) = channel::<Mpsc, ThreadNotifier, _, _>(4096, Backoff::default(), Backoff::default())?;
+    /// let mut b = a.try_clone()?;
+    /// a.send(b"from a")?;
+    /// b.send(b"from b")?;
+    /// assert_eq!(rx.recv_vec()?, b"from a");
+    /// assert_eq!(rx.recv_vec()?, b"from b");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_clone(&self) -> Result<Self, ChannelError> {
         crate::builder::sender(&self.link, self.idle.clone())
     }

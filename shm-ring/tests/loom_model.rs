@@ -13,3 +13,8 @@ fn spsc() {
 fn mpsc() {
     loom_common::mpsc_two_producers_wrap();
 }
+
+#[test]
+fn spsc_successor_attaches_while_consuming() {
+    loom_common::spsc_successor_attaches_while_consuming();
+}

@@ -130,6 +130,62 @@ pub fn mpsc_zero_copy_claim() {
     zero_copy::<Mpsc>();
 }
 
+/// A zero-copy claim dropped without commit (aborted: it becomes padding), then a
+/// message: the reader gets the message and never the aborted bytes.
+fn aborted_claim<K: RingKind>() {
+    check(None, || {
+        let (mut tx, mut rx) = pair::<K>();
+        let w = thread::spawn(move || {
+            let mut claim = tx.try_claim(8).unwrap();
+            claim.as_mut_slice().copy_from_slice(&msg(9));
+            drop(claim);
+            tx.send(&msg(3)).unwrap();
+            tx
+        });
+        assert_eq!(rx.recv_vec().unwrap(), msg(3));
+        let tx = w.join().unwrap();
+        finish(rx, vec![tx]);
+    });
+}
+
+/// [`aborted_claim`] on an SPSC ring.
+pub fn spsc_aborted_claim() {
+    aborted_claim::<Spsc>();
+}
+
+/// [`aborted_claim`] on an MPSC ring.
+pub fn mpsc_aborted_claim() {
+    aborted_claim::<Mpsc>();
+}
+
+/// MPSC: writer A leaves a claim open at head (as if it died between claim and commit)
+/// while writer B commits a message behind it, then both leave. The end-of-stream rule
+/// must skip A's claim (no one is left to commit it), deliver B's message, and only then
+/// report `Disconnected`. The one model that relies on the ends' drops: leaving is the
+/// point.
+pub fn mpsc_abandoned_claim_is_skipped() {
+    check(None, || {
+        let (mut a, mut rx) = pair::<Mpsc>();
+        let mut b = a.try_clone().unwrap();
+        let mut claim = a.try_claim(8).unwrap();
+        claim.as_mut_slice().copy_from_slice(&msg(9));
+        std::mem::forget(claim); // never committed, never aborted
+        let wa = thread::spawn(move || drop(a));
+        let wb = thread::spawn(move || {
+            b.send(&msg(4)).unwrap();
+            drop(b);
+        });
+        assert_eq!(rx.recv_vec().unwrap(), msg(4));
+        assert!(matches!(
+            rx.recv_vec(),
+            Err(shm_channel::RecvError::Disconnected)
+        ));
+        wa.join().unwrap();
+        wb.join().unwrap();
+        finish(rx, Vec::new());
+    });
+}
+
 /// MPSC, two writers, the reader parks on empty: both messages arrive once.
 pub fn mpsc_reader_parks_on_empty() {
     check(None, || {

@@ -102,3 +102,39 @@ pub fn mpsc_two_producers_wrap() {
         assert_eq!(rx.read(8, |_, _| panic!("extra record")).unwrap(), 0);
     });
 }
+
+/// SPSC: a producer fills the 64-byte ring and leaves; its successor attaches while the
+/// consumer is reading, and its record wraps onto bytes the consumer is zeroing. The
+/// successor's attach must synchronise with the consumer's progress (head, acquired),
+/// or it writes space whose zeroing it has not seen.
+pub fn spsc_successor_attaches_while_consuming() {
+    loom::model(|| {
+        let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+        let mut rx = seg.consumer::<Spsc>().unwrap();
+        {
+            let mut first = seg.producer::<Spsc>().unwrap();
+            for t in 1..=4 {
+                first.try_write(t, &body(t, 8)).unwrap(); // four 16-byte records: full
+            }
+        }
+        let successor_seg = seg.clone();
+        let successor = thread::spawn(move || {
+            let mut tx = successor_seg.producer::<Spsc>().unwrap();
+            write_retrying(&mut tx, 5, 8);
+        });
+        let mut next = 1;
+        while next <= 5 {
+            let n = rx
+                .read(8, |ty, b| {
+                    assert_eq!(ty, next, "out of order");
+                    assert_eq!(b, &body(ty, 8)[..], "torn or wrong body");
+                    next += 1;
+                })
+                .unwrap();
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        successor.join().unwrap();
+    });
+}

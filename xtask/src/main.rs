@@ -54,15 +54,19 @@ fn main() -> ExitCode {
         "mutants" => match rest {
             [] => mutants::mutants(None),
             [f, text] if f == "--filter" => mutants::mutants(Some(text)),
+            [f, file] if f == "--only" => match std::fs::read_to_string(file) {
+                Ok(names) => mutants::only(names.lines().map(str::trim).collect()),
+                Err(e) => Err(format!("{file}: {e}")),
+            },
             other => Err(format!(
-                "unexpected arguments {other:?} (expected --filter TEXT)"
+                "unexpected arguments {other:?} (expected --filter TEXT or --only FILE)"
             )),
         },
         "bench" if flag("--micro") => micro(flag("--full")),
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS

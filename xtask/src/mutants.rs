@@ -10,6 +10,8 @@
 //! name: file, line text, operator) with a one-line argument for why it cannot change
 //! behaviour, or why loom cannot see it and what covers it instead; the task prints
 //! `mutants: K killed, S survived, E equivalent` and fails if any survivor is unlisted.
+//! `--filter TEXT` runs the mutants whose names contain TEXT; `--only FILE` those named
+//! in FILE, one per line.
 
 use crate::loom::{run_models, Tree};
 use crate::{root, Result};
@@ -211,8 +213,18 @@ fn copy_tree(dir: &Path) -> Result {
     }
 }
 
+/// `cargo xtask mutants --only FILE`: just the mutants named in FILE, one per line (to
+/// re-run the survivors of a full run after adding models).
+pub fn only(names: Vec<&str>) -> Result {
+    run(|m| names.contains(&m.id.as_str()))
+}
+
 /// `cargo xtask mutants [--filter TEXT]`: see the module docs.
 pub fn mutants(filter: Option<&str>) -> Result {
+    run(|m| filter.is_none_or(|f| m.id.contains(f)))
+}
+
+fn run(select: impl Fn(&Mutant) -> bool) -> Result {
     let t = Instant::now();
     let base = root().join("target/mutants");
     let tree = Tree {
@@ -227,7 +239,7 @@ pub fn mutants(filter: Option<&str>) -> Result {
         all.extend(generated(file, &text));
         all.extend(slips(file, &text)?);
     }
-    all.retain(|m| filter.is_none_or(|f| m.id.contains(f)));
+    all.retain(|m| select(m));
     let passing = |name: &str| !name.contains("_mutation");
     eprintln!("==> mutants: checking that the unmutated tree passes");
     let clean = run_models(&tree, false, passing, true, true)?;

@@ -5,7 +5,7 @@
 //!   /dev/shm (test segments, FIFOs, ledgers, staging files).
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir,
 //!   each model in a process of its own.
-//! * `mutants [--filter TEXT]` — mutation testing of the protocol files with the loom
+//! * `mutants [--filter TEXT | --only FILE]` — mutation testing of the protocol files with the loom
 //!   suite as the test (slow, opt-in; see `mutants.rs`).
 //! * `fuzz [--rounds N]` — the hostile-memory tests (ring and channel) in release mode
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).

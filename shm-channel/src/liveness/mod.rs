@@ -200,10 +200,9 @@ impl Slot {
         })
     }
 
-    /// Claims the one writer slot of an SPSC channel (the first), unless a live writer
-    /// holds it (then the error names it); a dead writer's slot is taken over.
-    pub(crate) fn sole_writer(seg: &Segment) -> Result<Slot, ChannelError> {
-        let at = WRITER_SLOTS_AT;
+    /// Claims the slot at `at` for this process alone: a free or closed one, or one whose
+    /// process died. `Err` carries the pid of the live end that holds it.
+    fn exclusive(seg: &Segment, at: usize) -> Result<Slot, u32> {
         let state = word(seg, at, STATE);
         let cur = state.load(Ordering::Acquire);
         let taken = match cur {
@@ -214,38 +213,29 @@ impl Slot {
         };
         if !taken {
             let now = state.load(Ordering::Acquire);
-            let pid = claiming(now).unwrap_or_else(|| word(seg, at, PID).load(Ordering::Relaxed));
-            return Err(ChannelError::WriterAttached { pid });
+            return Err(claiming(now).unwrap_or_else(|| word(seg, at, PID).load(Ordering::Relaxed)));
         }
         fill(seg, at);
-        seg.extension()
-            .u32(WRITERS_EVER)
-            .store(1, Ordering::Release);
         Ok(Slot {
             segment: seg.clone(),
             at,
         })
     }
 
+    /// Claims the one writer slot of an SPSC channel (the first), unless a live writer
+    /// holds it (then the error names it); a dead writer's slot is taken over.
+    pub(crate) fn sole_writer(seg: &Segment) -> Result<Slot, ChannelError> {
+        let slot = Slot::exclusive(seg, WRITER_SLOTS_AT)
+            .map_err(|pid| ChannelError::WriterAttached { pid })?;
+        seg.extension()
+            .u32(WRITERS_EVER)
+            .store(1, Ordering::Release);
+        Ok(slot)
+    }
+
     /// Claims the reader slot, unless a live reader holds it.
     pub(crate) fn reader(seg: &Segment) -> Result<Slot, ChannelError> {
-        let at = READER_SLOT;
-        let state = word(seg, at, STATE);
-        let cur = state.load(Ordering::Acquire);
-        let taken = match cur {
-            FREE | CLOSED => state
-                .compare_exchange(cur, my_claim(), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok(),
-            _ => take_dead(seg, at),
-        };
-        if !taken {
-            return Err(ChannelError::ReaderAttached);
-        }
-        fill(seg, at);
-        Ok(Slot {
-            segment: seg.clone(),
-            at,
-        })
+        Slot::exclusive(seg, READER_SLOT).map_err(|_| ChannelError::ReaderAttached)
     }
 }
 

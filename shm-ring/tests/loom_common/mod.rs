@@ -20,6 +20,24 @@ fn write_retrying<K: RingKind>(tx: &mut Producer<K>, t: i32, len: usize) {
     }
 }
 
+/// Reads records of types `1..=last` in order, each with the body `body(t, len(t))`,
+/// yielding while the ring is empty.
+fn read_in_order<K: RingKind>(rx: &mut Consumer<K>, last: i32, len: impl Fn(i32) -> usize) {
+    let mut next = 1;
+    while next <= last {
+        let n = rx
+            .read(8, |ty, b| {
+                assert_eq!(ty, next, "out of order");
+                assert_eq!(b, &body(ty, len(ty))[..], "torn or wrong body");
+                next += 1;
+            })
+            .unwrap();
+        if n == 0 {
+            thread::yield_now();
+        }
+    }
+}
+
 /// Moves head and tail to `pos` with records the consumer has already read.
 fn advance<K: RingKind>(tx: &mut Producer<K>, rx: &mut Consumer<K>, pos: usize) {
     for _ in 0..pos / 8 {
@@ -47,20 +65,7 @@ pub fn spsc_wraps_and_waits_for_space() {
             // 16 bytes: padding 56..64, then 0..16 once record 1 is consumed.
             write_retrying(&mut tx, 5, 8);
         });
-        let mut next = 1;
-        while next <= 5 {
-            let n = rx
-                .read(8, |ty, b| {
-                    assert_eq!(ty, next, "out of order");
-                    let len = if ty == 4 { 0 } else { 8 };
-                    assert_eq!(b, &body(ty, len)[..], "torn or wrong body");
-                    next += 1;
-                })
-                .unwrap();
-            if n == 0 {
-                thread::yield_now();
-            }
-        }
+        read_in_order(&mut rx, 5, |ty| if ty == 4 { 0 } else { 8 });
         producer.join().unwrap();
         assert_eq!(rx.read(8, |_, _| panic!("extra record")).unwrap(), 0);
     });
@@ -122,19 +127,7 @@ pub fn spsc_successor_attaches_while_consuming() {
             let mut tx = successor_seg.producer::<Spsc>().unwrap();
             write_retrying(&mut tx, 5, 8);
         });
-        let mut next = 1;
-        while next <= 5 {
-            let n = rx
-                .read(8, |ty, b| {
-                    assert_eq!(ty, next, "out of order");
-                    assert_eq!(b, &body(ty, 8)[..], "torn or wrong body");
-                    next += 1;
-                })
-                .unwrap();
-            if n == 0 {
-                thread::yield_now();
-            }
-        }
+        read_in_order(&mut rx, 5, |_| 8);
         successor.join().unwrap();
     });
 }

@@ -29,11 +29,11 @@
 use crate::engine::{Engine, Op, Step};
 use crate::link::Link;
 use crate::waiter::{Announced, Parked};
+use crate::ChannelKind;
 use crate::{Receiver, RecvError, SendError, Sender};
 use nix::sys::epoll::Epoll;
 use shm_idle::{Action, ParksOn};
 use shm_notify::{PollableNotifier, Wait};
-use shm_ring::RingKind;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
@@ -169,14 +169,14 @@ async fn wait<O: Op, N: PollableNotifier>(
 
 /// The async receiving end. Create it inside a tokio runtime (with I/O and time).
 #[derive(Debug)]
-pub struct AsyncReceiver<K: RingKind, N: PollableNotifier, I> {
+pub struct AsyncReceiver<K: ChannelKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,
     watch: Option<AsyncFd<WatchFd>>,
     link: Arc<Link<N>>,
     rx: Receiver<K, N, I>,
 }
 
-impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
+impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
     /// Wraps `rx`; registers its notifier with the current runtime's reactor.
     pub fn new(rx: Receiver<K, N, I>) -> io::Result<Self> {
         let link = rx.link.clone();
@@ -208,14 +208,14 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> {
 
 /// The async sending end. Create it inside a tokio runtime (with I/O and time).
 #[derive(Debug)]
-pub struct AsyncSender<K: RingKind, N: PollableNotifier, I> {
+pub struct AsyncSender<K: ChannelKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,
     watch: Option<AsyncFd<WatchFd>>,
     link: Arc<Link<N>>,
     tx: Sender<K, N, I>,
 }
 
-impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
+impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
     /// Wraps `tx`; registers its space notifier with the current runtime's reactor.
     pub fn new(tx: Sender<K, N, I>) -> io::Result<Self> {
         let link = tx.link.clone();

@@ -2,14 +2,15 @@
 //! with the segment's and notifiers' fds handed to the peer.
 
 use crate::engine::Engine;
-use crate::layout::Direction;
+use crate::layout::{Direction, WRITER_SLOTS};
 use crate::link::{Link, Stats};
 use crate::liveness::{PeerWatch, Side, Slot};
 use crate::waiter;
+use crate::ChannelKind;
 use crate::{ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
 use shm_notify::Notifier;
-use shm_ring::{Kind, RingKind, Segment, SegmentOptions};
+use shm_ring::{Kind, Segment, SegmentOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +18,6 @@ use std::time::Duration;
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 /// Default liveness detection interval.
 pub const DEFAULT_DETECT: Duration = Duration::from_millis(100);
-/// Default time an MPSC reader waits behind an uncommitted claim before skipping it.
-pub const DEFAULT_UNBLOCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Settings of a new channel.
 ///
@@ -32,7 +31,7 @@ pub struct ChannelBuilder {
     pub(crate) capacity: usize,
     pub(crate) mode: u32,
     pub(crate) detect: Duration,
-    pub(crate) unblock_after: Duration,
+    pub(crate) max_writers: usize,
     pub(crate) reclaim: bool,
     #[cfg(not(shm_loom))]
     pub(crate) notifier: Option<shm_notify::NotifierKind>,
@@ -44,7 +43,7 @@ impl Default for ChannelBuilder {
             capacity: DEFAULT_CAPACITY,
             mode: 0o600,
             detect: DEFAULT_DETECT,
-            unblock_after: DEFAULT_UNBLOCK_AFTER,
+            max_writers: WRITER_SLOTS,
             reclaim: false,
             #[cfg(not(shm_loom))]
             notifier: None,
@@ -85,14 +84,27 @@ impl ChannelBuilder {
         self
     }
 
-    /// MPSC only: how long the reader waits behind a claim that is never committed (its
-    /// producer died between claim and commit) before turning it into padding so the
-    /// other producers' messages flow again; the half-written message is never
-    /// delivered. Must exceed the longest time any producer holds a claim (a producer
-    /// that commits later gets `Unblocked`). Default 5 s. Applies to the end this
-    /// builder creates.
-    pub fn unblock_after(mut self, timeout: Duration) -> Self {
-        self.unblock_after = timeout;
+    /// MPSC only: how many writers may be attached at once, `1..=16` (default 16). Each
+    /// has a lane of its own, a ring of `capacity` bytes, so the segment holds
+    /// `max_writers` times `capacity` (all of it committed when the channel is created).
+    /// A writer past the limit gets `TooManyWriters`; a closed or dead writer's lane is
+    /// taken by the next one. Checked when the channel is created.
+    ///
+    /// ```
+    /// use shm_channel::{ChannelBuilder, ChannelError, Mpsc, Receiver, Sender};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::Fifo;
+    /// let name = format!("doc-max-writers-{}", std::process::id());
+    /// let b = ChannelBuilder::new().capacity(4096).max_writers(2);
+    /// let _rx: Receiver<Mpsc, Fifo, Backoff> = b.create_receiver(&name, Backoff::default())?;
+    /// let _a = Sender::<Mpsc, Fifo, Backoff>::open(&name, Backoff::default())?;
+    /// let _b = Sender::<Mpsc, Fifo, Backoff>::open(&name, Backoff::default())?;
+    /// let third = Sender::<Mpsc, Fifo, Backoff>::open(&name, Backoff::default());
+    /// assert!(matches!(third, Err(ChannelError::TooManyWriters(2))));
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn max_writers(mut self, writers: usize) -> Self {
+        self.max_writers = writers;
         self
     }
 
@@ -123,24 +135,38 @@ impl ChannelBuilder {
         self
     }
 
-    pub(crate) fn options(&self, kind: Kind) -> SegmentOptions {
-        SegmentOptions::new(kind, self.capacity)
+    pub(crate) fn options(&self, kind: Kind) -> Result<SegmentOptions, ChannelError> {
+        if !(1..=WRITER_SLOTS).contains(&self.max_writers) {
+            return Err(ChannelError::Segment(
+                shm_ring::SegmentError::InvalidOptions(format!(
+                    "max_writers {} must be between 1 and {WRITER_SLOTS}",
+                    self.max_writers
+                )),
+            ));
+        }
+        let opts = SegmentOptions::new(kind, self.capacity)
             .mode(self.mode)
-            .reclaim_stale(self.reclaim)
+            .reclaim_stale(self.reclaim);
+        Ok(match kind {
+            Kind::Lanes => opts.lanes(self.max_writers),
+            _ => opts,
+        })
     }
 }
 
-pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
+pub(crate) fn sender<K: ChannelKind, N: Notifier, I: ParksOn<N>>(
     link: &Arc<Link<N>>,
     idle: I,
 ) -> Result<Sender<K, N, I>, ChannelError> {
     // An SPSC ring has one writer: its slot, the first, is exclusive, in shared memory,
     // so a second writer is refused whichever process (this one too) or mode it uses.
+    // An MPSC writer writes to the lane of its slot, so no other writer can stall it or
+    // write into its records.
     let slot = match K::KIND {
-        Kind::Spsc => Slot::sole_writer(&link.segment)?,
-        Kind::Mpsc => Slot::writer(&link.segment)?,
+        Kind::Lanes => Slot::writer(&link.segment)?,
+        _ => Slot::sole_writer(&link.segment)?,
     };
-    let producer = link.segment.producer::<K>()?;
+    let producer = link.segment.lane_producer::<K>(slot.writer_index())?;
     attached(link, &slot, Direction::Space, Direction::Data)?;
     Ok(Sender {
         producer,
@@ -156,7 +182,7 @@ pub(crate) fn sender<K: RingKind, N: Notifier, I: ParksOn<N>>(
     })
 }
 
-pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
+pub(crate) fn receiver<K: ChannelKind, N: Notifier, I: ParksOn<N>>(
     link: &Arc<Link<N>>,
     idle: I,
 ) -> Result<Receiver<K, N, I>, ChannelError> {
@@ -174,7 +200,6 @@ pub(crate) fn receiver<K: RingKind, N: Notifier, I: ParksOn<N>>(
         ),
         slot,
         stats: Stats::default(),
-        unblock_after: link.unblock_after,
         gone_seen: false,
     })
 }
@@ -222,19 +247,18 @@ pub fn channel<K, N, IS, IR>(
     rx_idle: IR,
 ) -> Result<(Sender<K, N, IS>, Receiver<K, N, IR>), ChannelError>
 where
-    K: RingKind,
+    K: ChannelKind,
     N: Notifier + Default,
     IS: ParksOn<N>,
     IR: ParksOn<N>,
 {
     let b = ChannelBuilder::new().capacity(capacity);
-    let segment = Segment::anonymous(&b.options(K::KIND))?;
+    let segment = Segment::anonymous(&b.options(K::KIND)?)?;
     let link = Arc::new(Link {
         segment,
         data: Arc::new(N::default()),
         space: Arc::new(N::default()),
         detect: b.detect,
-        unblock_after: b.unblock_after,
     });
     Ok((sender(&link, tx_idle)?, receiver(&link, rx_idle)?))
 }

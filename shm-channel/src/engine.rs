@@ -51,12 +51,6 @@ pub(crate) trait Op {
         false
     }
 
-    /// Whether the op allows a park without a timeout now (a reader behind an open claim
-    /// needs a clock to skip it).
-    fn may_park_untimed(&self) -> bool {
-        true
-    }
-
     /// The error of a call whose deadline passed.
     fn timed_out() -> Self::Error;
 }
@@ -235,7 +229,6 @@ impl Engine {
         let Some(watching) = self.watch.untimed(long && can_watch, &link.segment) else {
             return Step::Again; // a check is owed first
         };
-        let watching = watching && op.may_park_untimed();
         Step::Park(Plan {
             timeout: cap(timeout, deadline, (!watching).then_some(link.detect)),
             watching,

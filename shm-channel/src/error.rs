@@ -80,7 +80,13 @@ pub enum SendError {
     /// Parking or waking failed.
     #[error("notifier failed: {0}")]
     Io(#[from] io::Error),
+    /// This end was made in the parent of this (forked) process; it stays the parent's.
+    #[error("{FORKED}")]
+    Forked,
 }
+
+const FORKED: &str =
+    "this end belongs to the process that made it; a forked child must open an end of its own";
 
 /// Why nothing was received.
 #[derive(Debug, Error)]
@@ -101,4 +107,7 @@ pub enum RecvError {
     /// Parking or waking failed.
     #[error("notifier failed: {0}")]
     Io(#[from] io::Error),
+    /// This end was made in the parent of this (forked) process; it stays the parent's.
+    #[error("{FORKED}")]
+    Forked,
 }

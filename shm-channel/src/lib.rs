@@ -28,9 +28,17 @@
 //!
 //! **The end of a stream** is one rule for `poll`, `try_recv`, `recv*`, `WaitSet` and
 //! the async receiver: when every writer has closed, or the liveness check finds them all
-//! gone, everything they committed is delivered, MPSC claims nobody is left to commit are
-//! skipped, and only then comes [`RecvError::Disconnected`]. An MPSC claim stuck at head
-//! for longer than [`ChannelBuilder::unblock_after`] is skipped on every path too.
+//! gone, everything they committed is delivered, claims nobody is left to commit are
+//! skipped, and only then comes [`RecvError::Disconnected`].
+//!
+//! **Writers cannot be doubled or stall each other.** An SPSC channel's one writer slot
+//! is exclusive in shared memory: a second writer, in any process, is refused while the
+//! first lives. An MPSC channel gives each writer slot a lane of its own (an SPSC ring,
+//! see [`Mpsc`]): a writer that stops, for any length of time, at any point of a send or
+//! a claim, holds back only its own messages, and a writer is never skipped on a
+//! timeout, only once it is gone. An end that takes a dead writer's slot (or an SPSC
+//! channel's) records where it resumes; what the dead one left uncommitted below that
+//! point is skipped as soon as the reader reaches it. Order is kept per writer.
 //!
 //! **Liveness** (`liveness/`): each end holds a slot with its pid and start time, closed
 //! on drop; a killed end is found dead by the paced check, or at once by an end parked on
@@ -67,8 +75,10 @@ mod builder;
 pub mod duplex;
 mod engine;
 mod error;
+mod fork;
 #[cfg(not(shm_loom))]
 mod inspect;
+mod kind;
 mod layout;
 mod link;
 mod liveness;
@@ -85,12 +95,11 @@ mod waitset;
 
 #[cfg(all(feature = "tokio", not(shm_loom)))]
 pub use async_ends::{AsyncReceiver, AsyncSender};
-pub use builder::{
-    channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT, DEFAULT_UNBLOCK_AFTER,
-};
+pub use builder::{channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT};
 pub use error::{ChannelError, RecvError, SendError};
 #[cfg(not(shm_loom))]
 pub use inspect::{channel_names, inspect, ChannelInfo};
+pub use kind::{ChannelKind, Mpsc, Spsc};
 pub use layout::Direction;
 pub use link::Stats;
 pub use liveness::EndState;
@@ -99,7 +108,6 @@ pub use notifiers::{Attach, ChannelNotifier};
 pub use open::Handoff;
 pub use receiver::Receiver;
 pub use sender::{SendClaim, Sender};
-pub use shm_ring::{Mpsc, Spsc};
 #[cfg(not(shm_loom))]
 pub use stale::is_stale;
 pub use waiter::fault;

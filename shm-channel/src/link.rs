@@ -32,9 +32,6 @@ pub(crate) struct Link<N> {
     pub(crate) segment: Segment,
     /// How often a waiting end checks that its peer still lives.
     pub(crate) detect: Duration,
-    /// How long an MPSC reader waits behind a claim that is never committed before it
-    /// takes the claim's producer for dead and skips the claim.
-    pub(crate) unblock_after: Duration,
 }
 
 impl<N> Link<N> {

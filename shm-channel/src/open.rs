@@ -10,10 +10,11 @@ use crate::builder::{receiver, sender};
 use crate::layout::Direction;
 use crate::link::Link;
 use crate::notifiers::{Attach, ChannelNotifier};
+use crate::ChannelKind;
 use crate::{ChannelBuilder, ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
 use shm_notify::{handover, NotifierKind};
-use shm_ring::{RingKind, Segment};
+use shm_ring::Segment;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -67,12 +68,12 @@ impl ChannelBuilder {
     }
 
     /// Creates a segment (named or anonymous) and both notifiers.
-    fn make<K: RingKind, N: ChannelNotifier>(
+    fn make<K: ChannelKind, N: ChannelNotifier>(
         &self,
         name: Option<&str>,
     ) -> Result<(Arc<Link<N>>, Handoff), ChannelError> {
         let kind = self.kind::<N>()?;
-        let opts = self.options(K::KIND).notifier_kind(kind.code());
+        let opts = self.options(K::KIND)?.notifier_kind(kind.code());
         let segment = match name {
             Some(n) => Segment::create(n, &opts)?,
             None => Segment::anonymous(&opts)?,
@@ -95,13 +96,12 @@ impl ChannelBuilder {
             data: Arc::new(data),
             space: Arc::new(space),
             detect: self.detect,
-            unblock_after: self.unblock_after,
         };
         Ok((Arc::new(link), Handoff { fds }))
     }
 
     /// Creates a named channel and returns its receiving end.
-    pub fn create_receiver<K: RingKind, N: ChannelNotifier, I: ParksOn<N>>(
+    pub fn create_receiver<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         &self,
         name: &str,
         idle: I,
@@ -110,7 +110,7 @@ impl ChannelBuilder {
     }
 
     /// Creates a named channel and returns its sending end.
-    pub fn create_sender<K: RingKind, N: ChannelNotifier, I: ParksOn<N>>(
+    pub fn create_sender<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         &self,
         name: &str,
         idle: I,
@@ -119,7 +119,7 @@ impl ChannelBuilder {
     }
 
     /// Creates an anonymous channel: its receiving end, and the fds for the sender.
-    pub fn anonymous_receiver<K: RingKind, N: ChannelNotifier, I: ParksOn<N>>(
+    pub fn anonymous_receiver<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         &self,
         idle: I,
     ) -> Result<(Receiver<K, N, I>, Handoff), ChannelError> {
@@ -128,7 +128,7 @@ impl ChannelBuilder {
     }
 
     /// Creates an anonymous channel: its sending end, and the fds for the receiver.
-    pub fn anonymous_sender<K: RingKind, N: ChannelNotifier, I: ParksOn<N>>(
+    pub fn anonymous_sender<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         &self,
         idle: I,
     ) -> Result<(Sender<K, N, I>, Handoff), ChannelError> {
@@ -171,7 +171,6 @@ fn attach<N: ChannelNotifier>(
         data: Arc::new(data),
         space: Arc::new(space),
         detect,
-        unblock_after: crate::builder::DEFAULT_UNBLOCK_AFTER,
     }))
 }
 
@@ -187,7 +186,7 @@ fn inherited_fds() -> Result<Vec<OwnedFd>, ChannelError> {
     unsafe { handover::inherited() }.map_err(io("inherited fds"))
 }
 
-impl<K: RingKind, N: ChannelNotifier, I: ParksOn<N>> Sender<K, N, I> {
+impl<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>> Sender<K, N, I> {
     /// Opens a named channel's sending end. Fails, naming both, if the channel's ring
     /// or notifier kind differs from `K` / `N`.
     pub fn open(name: &str, idle: I) -> Result<Self, ChannelError> {
@@ -212,7 +211,7 @@ impl<K: RingKind, N: ChannelNotifier, I: ParksOn<N>> Sender<K, N, I> {
     }
 }
 
-impl<K: RingKind, N: ChannelNotifier, I: ParksOn<N>> Receiver<K, N, I> {
+impl<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// Opens a named channel's receiving end. Fails, naming both, if the channel's ring or
     /// notifier kind differs from `K` / `N`, and with `ReaderAttached` while a live reader
     /// holds it. A reader that closed or died can be replaced: the new one resumes at the

@@ -1,27 +1,28 @@
 //! The receiving end, and the one rule for the end of a stream.
 
 use crate::engine::{self, Engine, Op};
+use crate::fork::Born;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
 use crate::waiter;
+use crate::ChannelKind;
 use crate::RecvError;
 use shm_idle::{Action, ParksOn};
 use shm_notify::Notifier;
-use shm_ring::{Consumer, ReadError, RingKind};
+use shm_ring::{Consumer, ReadError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The receiving end of a channel: ring kind `K`, notifier `N`, idle strategy `I` (used
 /// while the channel is empty).
 #[derive(Debug)]
-pub struct Receiver<K: RingKind, N: Notifier, I> {
+pub struct Receiver<K: ChannelKind, N: Notifier, I> {
     pub(crate) consumer: Consumer<K>,
     pub(crate) link: Arc<Link<N>>,
     pub(crate) idle: I,
     pub(crate) slot: Slot,
     pub(crate) stats: Stats,
-    pub(crate) unblock_after: Duration,
     /// The last liveness check found every writer gone, and messages were left: the next
     /// empty read checks again before any park (a writer may also have come since).
     pub(crate) gone_seen: bool,
@@ -33,7 +34,7 @@ fn read_error(e: ReadError) -> RecvError {
     RecvError::Corrupt(e.to_string())
 }
 
-impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
+impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// Hands up to `limit` waiting messages to `handler`, in order, and returns how many
     /// (Aeron's duty-cycle poll). Never blocks. With nothing to read it applies the same
     /// rules as every receive path: a claim left open by a dead MPSC writer is skipped,
@@ -91,12 +92,6 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         self.link.segment.max_message_len()
     }
 
-    /// MPSC: how long to wait behind a claim that is never committed before skipping it
-    /// (see [`ChannelBuilder::unblock_after`](crate::ChannelBuilder::unblock_after)).
-    pub fn set_unblock_after(&mut self, timeout: Duration) {
-        self.unblock_after = timeout;
-    }
-
     /// The data and space waiter words (loom models check both are idle at the end).
     #[cfg(shm_loom)]
     #[doc(hidden)]
@@ -140,8 +135,8 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
                 consumer: &mut self.consumer,
                 link: &self.link,
                 stats: &mut self.stats,
-                unblock_after: self.unblock_after,
                 gone_seen: &mut self.gone_seen,
+                born: self.slot.born(),
             },
             f: Some(f),
             out: None,
@@ -155,18 +150,21 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
 }
 
 /// The reading half of a receiver, borrowed apart from its engine.
-pub(crate) struct Reading<'a, K: RingKind, N> {
+pub(crate) struct Reading<'a, K: ChannelKind, N> {
     consumer: &'a mut Consumer<K>,
     pub(crate) link: &'a Link<N>,
     stats: &'a mut Stats,
-    unblock_after: Duration,
     gone_seen: &'a mut bool,
+    born: Born,
 }
 
-impl<K: RingKind, N: Notifier> Reading<'_, K, N> {
+impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
     /// Reads up to `limit` messages and wakes writers waiting for the space they freed.
     #[inline]
     fn read(&mut self, limit: usize, handler: &mut impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        if self.born.forked() {
+            return Err(RecvError::Forked);
+        }
         let n = self
             .consumer
             .read(limit, |_, m| handler(m))
@@ -181,8 +179,6 @@ impl<K: RingKind, N: Notifier> Reading<'_, K, N> {
     }
 
     /// The end-of-stream rule, after a read found nothing; every receive path runs it.
-    /// With `check` (the paced liveness check), a claim stuck at head past
-    /// `unblock_after` (MPSC: its writer died) is skipped.
     /// When every writer has closed, or `check` finds them all gone (the paced liveness
     /// check), everything committed is delivered, claims no one is left to commit are
     /// skipped, and only then `Disconnected`. Returns how many messages it delivered.
@@ -193,18 +189,6 @@ impl<K: RingKind, N: Notifier> Reading<'_, K, N> {
         handler: &mut impl FnMut(&[u8]),
     ) -> Result<usize, RecvError> {
         let seg = &self.link.segment;
-        if check
-            && self
-                .consumer
-                .repair_stalled(self.unblock_after)
-                .map_err(read_error)?
-        {
-            tracing::warn!("skipped a claim left uncommitted past unblock_after");
-            let n = self.read(limit, handler)?;
-            if n > 0 {
-                return Ok(n);
-            }
-        }
         if check {
             *self.gone_seen = false;
         }
@@ -231,13 +215,13 @@ impl<K: RingKind, N: Notifier> Reading<'_, K, N> {
 }
 
 /// Receiving one message into `f`: what the wait engine tries and checks.
-pub(crate) struct RecvOp<'a, K: RingKind, N, F, R> {
+pub(crate) struct RecvOp<'a, K: ChannelKind, N, F, R> {
     pub(crate) end: Reading<'a, K, N>,
     f: Option<F>,
     out: Option<R>,
 }
 
-impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, R> {
+impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, R> {
     fn run(&mut self, check: bool) -> Option<Result<R, RecvError>> {
         let (f, out) = (&mut self.f, &mut self.out);
         let mut take = |m: &[u8]| *out = f.take().map(|f| f(m));
@@ -253,7 +237,7 @@ impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, R> 
     }
 }
 
-impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K, N, F, R> {
+impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K, N, F, R> {
     type Out = R;
     type Error = RecvError;
 
@@ -269,20 +253,16 @@ impl<K: RingKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K, N,
         *self.end.gone_seen
     }
 
-    fn may_park_untimed(&self) -> bool {
-        // An uncommitted claim at head is skipped after `unblock_after`: that needs a clock.
-        !self.end.consumer.behind_tail()
-    }
-
     fn timed_out() -> RecvError {
         RecvError::Timeout
     }
 }
 
-impl<K: RingKind, N: Notifier, I> Drop for Receiver<K, N, I> {
+impl<K: ChannelKind, N: Notifier, I> Drop for Receiver<K, N, I> {
     /// Closes the reader's slot and wakes parked writers, so they learn at once.
     fn drop(&mut self) {
-        if crate::unwinding_model() {
+        // A forked child's copy is the parent's end: it closes nothing.
+        if crate::unwinding_model() || self.slot.forked() {
             return;
         }
         self.slot.close();

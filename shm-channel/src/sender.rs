@@ -1,14 +1,16 @@
 //! The sending end.
 
 use crate::engine::{self, Engine, Op};
+use crate::fork::Born;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
 use crate::waiter::{self, Sleeper};
 use crate::{ChannelError, SendError};
+use crate::{ChannelKind, Mpsc};
 use shm_idle::ParksOn;
 use shm_notify::Notifier;
-use shm_ring::{Claim, Mpsc, Producer, RingKind, WriteError};
+use shm_ring::{Claim, Producer, WriteError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ pub(crate) const MSG: i32 = 1;
 /// while the channel is full). Each end holds its own writer slot: a
 /// `Sender<Mpsc, ..>` makes more with [`Sender::try_clone`].
 #[derive(Debug)]
-pub struct Sender<K: RingKind, N: Notifier, I> {
+pub struct Sender<K: ChannelKind, N: Notifier, I> {
     pub(crate) producer: Producer<K>,
     pub(crate) link: Arc<Link<N>>,
     pub(crate) idle: I,
@@ -30,10 +32,11 @@ pub struct Sender<K: RingKind, N: Notifier, I> {
     pub(crate) engine: Engine,
 }
 
-impl<K: RingKind, N: Notifier, I> Drop for Sender<K, N, I> {
+impl<K: ChannelKind, N: Notifier, I> Drop for Sender<K, N, I> {
     /// Closes the writer's slot and wakes a parked reader, so it learns at once.
     fn drop(&mut self) {
-        if crate::unwinding_model() {
+        // A forked child's copy is the parent's end: it closes nothing.
+        if crate::unwinding_model() || self.slot.forked() {
             return;
         }
         self.slot.close();
@@ -42,10 +45,13 @@ impl<K: RingKind, N: Notifier, I> Drop for Sender<K, N, I> {
     }
 }
 
-impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
+impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     /// Sends `msg` if there is space now; never blocks. On `Err` the caller still has the
     /// message.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        if self.slot.forked() {
+            return Err(SendError::Forked);
+        }
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
         }
@@ -71,6 +77,9 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     /// Reserves `len` bytes to write in place; [`SendClaim::commit`] sends them. Never
     /// blocks: `Full` when there is no space now.
     pub fn try_claim(&mut self, len: usize) -> Result<SendClaim<'_, K, N>, SendError> {
+        if self.slot.forked() {
+            return Err(SendError::Forked);
+        }
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
         }
@@ -144,6 +153,7 @@ impl<K: RingKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             producer: &mut self.producer,
             link: &self.link,
             me: self.slot.sleeper(),
+            born: self.slot.born(),
             msg,
         };
         (op, &mut self.engine, &mut self.idle)
@@ -173,18 +183,22 @@ impl<N: Notifier, I: ParksOn<N> + Clone> Sender<Mpsc, N, I> {
 }
 
 /// Sending one message: what the wait engine tries and checks.
-pub(crate) struct SendOp<'a, K: RingKind, N> {
+pub(crate) struct SendOp<'a, K: ChannelKind, N> {
     producer: &'a mut Producer<K>,
     link: &'a Link<N>,
     me: Sleeper,
+    born: Born,
     msg: &'a [u8],
 }
 
-impl<K: RingKind, N: Notifier> Op for SendOp<'_, K, N> {
+impl<K: ChannelKind, N: Notifier> Op for SendOp<'_, K, N> {
     type Out = ();
     type Error = SendError;
 
     fn attempt(&mut self) -> Option<Result<(), SendError>> {
+        if self.born.forked() {
+            return Some(Err(SendError::Forked));
+        }
         if liveness::reader_closed(&self.link.segment) {
             return Some(Err(SendError::Disconnected));
         }
@@ -229,13 +243,13 @@ impl<K: RingKind, N: Notifier> Op for SendOp<'_, K, N> {
 
 /// A message being written in place; dropping it without `commit` abandons it.
 #[derive(Debug)]
-pub struct SendClaim<'a, K: RingKind, N> {
+pub struct SendClaim<'a, K: ChannelKind, N> {
     claim: Claim<'a, K>,
     link: &'a Link<N>,
     stats: &'a mut Stats,
 }
 
-impl<K: RingKind, N: Notifier> SendClaim<'_, K, N> {
+impl<K: ChannelKind, N: Notifier> SendClaim<'_, K, N> {
     /// The claimed bytes (zeroed).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.claim.as_mut_slice()
@@ -257,7 +271,7 @@ impl<K: RingKind, N: Notifier> SendClaim<'_, K, N> {
 
 /// Tries the ring once: Ok(true) sent, Ok(false) full.
 #[inline]
-fn write_once<K: RingKind>(producer: &mut Producer<K>, msg: &[u8]) -> Result<bool, SendError> {
+fn write_once<K: ChannelKind>(producer: &mut Producer<K>, msg: &[u8]) -> Result<bool, SendError> {
     match producer.try_write(MSG, msg) {
         Ok(()) => Ok(true),
         Err(WriteError::Full) => Ok(false),

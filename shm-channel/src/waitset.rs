@@ -19,13 +19,13 @@
 use crate::layout::Direction;
 use crate::receiver::Receiver;
 use crate::waiter::{self, Sleeper};
+use crate::ChannelKind;
 use crate::RecvError;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use shm_idle::ParksOn;
 use shm_notify::{PollableNotifier, Wait};
-use shm_ring::RingKind;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ pub enum Event<'a> {
     Timer(Token),
 }
 
-enum Member<K: RingKind, N: PollableNotifier, I> {
+enum Member<K: ChannelKind, N: PollableNotifier, I> {
     Channel {
         // Boxed: a receiver is far larger than the other members.
         rx: Box<Receiver<K, N, I>>,
@@ -81,7 +81,7 @@ enum Member<K: RingKind, N: PollableNotifier, I> {
 /// assert_eq!(got, [(2, b"to the third".to_vec())]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct WaitSet<K: RingKind, N: PollableNotifier, I> {
+pub struct WaitSet<K: ChannelKind, N: PollableNotifier, I> {
     epoll: Epoll,
     members: Vec<Option<Member<K, N, I>>>,
     budget: usize,
@@ -89,7 +89,7 @@ pub struct WaitSet<K: RingKind, N: PollableNotifier, I> {
     next: usize,
 }
 
-impl<K: RingKind, N: PollableNotifier, I> std::fmt::Debug for WaitSet<K, N, I> {
+impl<K: ChannelKind, N: PollableNotifier, I> std::fmt::Debug for WaitSet<K, N, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WaitSet")
             .field("members", &self.members.iter().flatten().count())
@@ -99,7 +99,7 @@ impl<K: RingKind, N: PollableNotifier, I> std::fmt::Debug for WaitSet<K, N, I> {
     }
 }
 
-impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
+impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
     /// An empty set: each channel gets up to `budget` messages (at least 1) per round;
     /// after `spins` rounds without work, [`WaitSet::wait`] parks in epoll.
     pub fn new(budget: usize, spins: u32) -> io::Result<Self> {
@@ -296,7 +296,7 @@ impl<K: RingKind, N: PollableNotifier, I: ParksOn<N>> WaitSet<K, N, I> {
                     .map_err(io::Error::from)?;
                 *watched = true;
             }
-            if !watching || rx.consumer.behind_tail() {
+            if !watching {
                 cap = Some(cap.map_or(detect, |c| c.min(detect)));
             }
         }
@@ -394,7 +394,7 @@ const WATCH: usize = 1 << 62;
 
 /// One round: every live channel, starting one further than last time, up to `budget`
 /// messages each. Returns how many messages and disconnects it reported.
-fn round<K: RingKind, N: PollableNotifier, I: ParksOn<N>>(
+fn round<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>>(
     members: &mut [Option<Member<K, N, I>>],
     next: &mut usize,
     budget: usize,

@@ -27,8 +27,9 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Fifo {
     fd: OwnedFd,
-    /// Set in the creator: the path it removes on drop.
-    unlink: Option<PathBuf>,
+    /// Set in the creator: the path it removes on drop, and the creating process (a
+    /// child forked from it leaves the path alone).
+    unlink: Option<(PathBuf, u32)>,
 }
 
 impl Fifo {
@@ -51,7 +52,7 @@ impl Fifo {
         });
         match opened {
             Ok(mut f) => {
-                f.unlink = Some(path.to_owned());
+                f.unlink = Some((path.to_owned(), std::process::id()));
                 tracing::debug!(path = %path.display(), "fifo created");
                 Ok(f)
             }
@@ -99,7 +100,10 @@ impl Fifo {
 
 impl Drop for Fifo {
     fn drop(&mut self) {
-        if let Some(path) = &self.unlink {
+        if let Some((path, creator)) = &self.unlink {
+            if *creator != std::process::id() {
+                return;
+            }
             if let Err(e) = std::fs::remove_file(path) {
                 tracing::warn!(path = %path.display(), error = %e, "removing fifo failed");
             }

@@ -7,9 +7,9 @@
 //! yields [`ReadError::Corrupt`], never an out-of-bounds access.
 
 use crate::kind::{Mpsc, RingKind};
-use crate::layout::Counter;
+use crate::layout::{Counter, Kind};
 use crate::record::{align, checked_size, HEADER_LEN, PADDING_TYPE};
-use crate::sync::{Ordering, RingMemory};
+use crate::sync::{fence, Ordering, RingMemory};
 use crate::{ReadError, Segment, SegmentError};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -32,42 +32,74 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Consumer<K: RingKind> {
     segment: Segment,
-    memory: RingMemory,
+    /// Lane 0: the ring, or the first lane of an `MpscLanes` ring.
+    first: Cursor,
+    /// `MpscLanes`: lanes 1 and on.
+    rest: Box<[Cursor]>,
     capacity: usize,
     max_msg: usize,
-    /// Our head (we are its only writer); published after each read.
-    head: u64,
+    /// `MpscLanes`: the lane the next read starts with (each in turn).
+    next: usize,
     /// Head and the time it was first seen stalled, for `unblock_stalled`.
     stall: Option<(u64, Instant)>,
     _kind: PhantomData<K>,
 }
 
+/// One lane as the consumer sees it.
+#[derive(Debug)]
+struct Cursor {
+    memory: RingMemory,
+    /// Our head (we are its only writer); published after each read.
+    head: u64,
+}
+
 impl Segment {
-    /// The consumer end of this segment's ring; it resumes from the committed head.
-    /// Fails if the segment holds another ring kind or this process already holds it.
+    /// The consumer end of this segment's ring (all its lanes); it resumes from the
+    /// committed head. Fails if the segment holds another ring kind or this process
+    /// already holds it.
     pub fn consumer<K: RingKind>(&self) -> Result<Consumer<K>, SegmentError> {
         self.check_kind(K::KIND)?;
-        let memory = self.memory().clone();
-        let head = memory.counter(Counter::Head).load(Ordering::Acquire);
-        if head % HEADER_LEN as u64 != 0 {
-            return Err(SegmentError::CorruptHeader(format!(
-                "head {head} is not 8-aligned"
-            )));
+        self.take_end(None)?;
+        let cursors = (0..self.lanes())
+            .map(|lane| {
+                let memory = self.memory().lane(lane);
+                let head = memory.counter(Counter::Head).load(Ordering::Acquire);
+                if head % HEADER_LEN as u64 != 0 {
+                    return Err(SegmentError::CorruptHeader(format!(
+                        "head {head} of lane {lane} is not 8-aligned"
+                    )));
+                }
+                let head = finish_dead_consumer(&memory, self.capacity(), head)?;
+                Ok(Cursor { memory, head })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|_| self.release_end(None))?;
+        let mut cursors = cursors.into_iter();
+        let first = cursors.next().expect("at least one lane");
+        if K::KIND == Kind::Lanes {
+            // A consumer before us may have cleared a bit and died before looking again:
+            // visit every lane once.
+            first
+                .memory
+                .summary()
+                .fetch_or(lanes_mask(self.lanes()), Ordering::AcqRel);
         }
-        self.take_end(true)?;
-        let head = finish_dead_consumer(&memory, self.capacity(), head).inspect_err(|_| {
-            self.release_end(true);
-        })?;
         Ok(Consumer {
             segment: self.clone(),
-            memory,
+            first,
+            rest: cursors.collect(),
             capacity: self.capacity(),
             max_msg: self.max_message_len(),
-            head,
+            next: 0,
             stall: None,
             _kind: PhantomData,
         })
     }
+}
+
+/// The summary bits of `lanes` lanes.
+fn lanes_mask(lanes: usize) -> u64 {
+    u64::MAX >> (64 - lanes)
 }
 
 /// Completes what a consumer that died between delivering records and publishing head
@@ -113,7 +145,7 @@ fn finish_dead_consumer(
 
 impl<K: RingKind> Drop for Consumer<K> {
     fn drop(&mut self) {
-        self.segment.release_end(true);
+        self.segment.release_end(None);
     }
 }
 
@@ -159,7 +191,9 @@ impl Drop for Progress<'_> {
 impl<K: RingKind> Consumer<K> {
     /// Hands up to `limit` committed records, in order, to `handler(type, body)` and
     /// consumes them. Returns how many it handled (0 when the ring is empty or the next
-    /// record is still being written). Never blocks.
+    /// record is still being written). Never blocks. `MpscLanes`: the lanes take turns
+    /// (each call starts with the lane after the last one read); order is kept within
+    /// each lane.
     ///
     /// The body slice points into shared memory and is valid only during the call.
     #[inline]
@@ -167,7 +201,110 @@ impl<K: RingKind> Consumer<K> {
     where
         F: FnMut(i32, &[u8]),
     {
+        if K::KIND != Kind::Lanes {
+            return self
+                .first
+                .read::<K>(self.capacity, self.max_msg, limit, &mut handler);
+        }
+        self.read_lanes(limit, &mut handler)
+    }
+
+    fn cursor(&mut self, lane: usize) -> &mut Cursor {
+        match lane {
+            0 => &mut self.first,
+            i => &mut self.rest[i - 1],
+        }
+    }
+
+    /// `MpscLanes`: reads the lanes the summary shows, each in turn. A lane found empty
+    /// has its bit cleared, then (after a fence) is looked at again: see
+    /// `Producer::mark_lane` for the other half of that handshake.
+    fn read_lanes<F>(&mut self, limit: usize, handler: &mut F) -> Result<usize, ReadError>
+    where
+        F: FnMut(i32, &[u8]),
+    {
+        let lanes = 1 + self.rest.len();
+        let summary = self.first.memory.summary();
+        let mask = summary.load(Ordering::Acquire) & lanes_mask(lanes);
+        if mask == 0 {
+            return Ok(0);
+        }
         let (capacity, max_msg) = (self.capacity, self.max_msg);
+        let mut count = 0;
+        let start = self.next;
+        for k in 0..lanes {
+            if count >= limit {
+                break;
+            }
+            let lane = (start + k) % lanes;
+            let bit = 1u64 << lane;
+            if mask & bit == 0 {
+                continue;
+            }
+            let want = limit - count;
+            let cursor = self.cursor(lane);
+            let n = cursor.read::<K>(capacity, max_msg, want, handler)?;
+            count += n;
+            if n > 0 {
+                self.next = (lane + 1) % lanes;
+            }
+            if n < want {
+                let cursor = self.cursor(lane);
+                let summary = cursor.memory.summary();
+                summary.fetch_and(!bit, Ordering::AcqRel);
+                fence(Ordering::SeqCst);
+                if cursor.work_at_head(capacity) {
+                    summary.fetch_or(bit, Ordering::AcqRel);
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Stream position of the next record to read (bytes since creation); summed over
+    /// the lanes of an `MpscLanes` ring (bytes consumed).
+    pub fn position(&self) -> u64 {
+        self.first.head + self.rest.iter().map(|c| c.head).sum::<u64>()
+    }
+
+    /// Whether producers have claimed space this consumer has not read past: after a
+    /// `read` that returned 0, a claim not yet committed (MPSC, or a zero-copy claim).
+    ///
+    /// ```
+    /// use shm_ring::{Kind, Mpsc, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 4096))?;
+    /// let (mut tx, mut rx) = (seg.producer::<Mpsc>()?, seg.consumer::<Mpsc>()?);
+    /// assert!(!rx.behind_tail());
+    /// let claim = tx.try_claim(1, 8)?;
+    /// assert_eq!(rx.read(1, |_, _| {})?, 0);
+    /// assert!(rx.behind_tail()); // claimed, not committed
+    /// claim.commit()?;
+    /// assert_eq!(rx.read(1, |_, _| {})?, 1);
+    /// assert!(!rx.behind_tail());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn behind_tail(&self) -> bool {
+        std::iter::once(&self.first)
+            .chain(self.rest.iter())
+            .any(|c| c.memory.counter(Counter::Tail).load(Ordering::Acquire) > c.head)
+    }
+
+    /// The segment this consumer reads from.
+    pub fn segment(&self) -> &Segment {
+        &self.segment
+    }
+}
+
+impl Cursor {
+    /// Reads up to `limit` records of this lane (see [`Consumer::read`]).
+    #[inline(always)]
+    fn read<K: RingKind>(
+        &mut self,
+        capacity: usize,
+        max_msg: usize,
+        limit: usize,
+        handler: &mut impl FnMut(i32, &[u8]),
+    ) -> Result<usize, ReadError> {
         let start = self.head;
         let mut p = Progress {
             memory: &self.memory,
@@ -180,18 +317,30 @@ impl<K: RingKind> Consumer<K> {
         while count < limit && p.pos - start < capacity as u64 {
             let index = p.pos as usize & (capacity - 1);
             let length = p.memory.length(index).load(Ordering::Acquire);
-            if length == 0 {
-                break;
-            }
             let msg_type = p.memory.msg_type(index).load(Ordering::Relaxed);
             let corrupt = |reason: String| ReadError::Corrupt {
                 position: p.pos,
                 reason,
             };
-            if length < 0 {
-                // Being written. The type may not be visible yet; check the length alone.
-                checked_size(length, 1, index, capacity, max_msg)
-                    .map_err(|e| corrupt(e.to_string()))?;
+            if length <= 0 {
+                if length < 0 {
+                    // Being written. The type may not be visible yet; check the length
+                    // alone.
+                    checked_size(length, 1, index, capacity, max_msg)
+                        .map_err(|e| corrupt(e.to_string()))?;
+                }
+                // SPSC protocol: below the point the current producer resumed from, no
+                // one is left to commit this; skip it (one load of a line that is
+                // written only when a producer attaches).
+                if K::KIND != Kind::Mpsc {
+                    let resumed = p.memory.counter(Counter::Resumed).load(Ordering::Acquire);
+                    if p.pos < resumed
+                        && pad_abandoned(p.memory, capacity, max_msg, p.pos, resumed)
+                            .map_err(corrupt)?
+                    {
+                        continue;
+                    }
+                }
                 break;
             }
             let size = checked_size(length, msg_type, index, capacity, max_msg)
@@ -215,35 +364,75 @@ impl<K: RingKind> Consumer<K> {
         Ok(count)
     }
 
-    /// Stream position of the next record to read (bytes since creation).
-    pub fn position(&self) -> u64 {
-        self.head
+    /// Whether a read would find something at head: a committed record (or padding), or
+    /// anything below where the current producer resumed (skipped as abandoned). Both
+    /// are what a producer stores before it looks at the summary bit.
+    fn work_at_head(&self, capacity: usize) -> bool {
+        let index = self.head as usize & (capacity - 1);
+        self.memory.length(index).load(Ordering::Acquire) > 0
+            || self.head
+                < self
+                    .memory
+                    .counter(Counter::Resumed)
+                    .load(Ordering::Acquire)
     }
+}
 
-    /// Whether producers have claimed space this consumer has not read past: after a
-    /// `read` that returned 0, a claim not yet committed (MPSC, or a zero-copy claim).
-    ///
-    /// ```
-    /// use shm_ring::{Kind, Mpsc, Segment, SegmentOptions};
-    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 4096))?;
-    /// let (mut tx, mut rx) = (seg.producer::<Mpsc>()?, seg.consumer::<Mpsc>()?);
-    /// assert!(!rx.behind_tail());
-    /// let claim = tx.try_claim(1, 8)?;
-    /// assert_eq!(rx.read(1, |_, _| {})?, 0);
-    /// assert!(rx.behind_tail()); // claimed, not committed
-    /// claim.commit()?;
-    /// assert_eq!(rx.read(1, |_, _| {})?, 1);
-    /// assert!(!rx.behind_tail());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn behind_tail(&self) -> bool {
-        self.memory.counter(Counter::Tail).load(Ordering::Acquire) > self.head
-    }
+/// Makes the header at `index`, found holding `current`, a padding record of `size`
+/// bytes, unless someone changed it meanwhile. Returns whether it did.
+fn to_padding(memory: &RingMemory, index: usize, current: i32, size: usize) -> bool {
+    memory
+        .msg_type(index)
+        .store(PADDING_TYPE, Ordering::Relaxed);
+    memory
+        .length(index)
+        .compare_exchange(current, size as i32, Ordering::Release, Ordering::Relaxed)
+        .is_ok()
+}
 
-    /// The segment this consumer reads from.
-    pub fn segment(&self) -> &Segment {
-        &self.segment
+/// Turns what waits uncommitted at `pos` into padding, when `pos` lies below `limit`, a
+/// position below which no producer is left to commit anything (SPSC protocol: the point
+/// the current producer resumed from, or tail once every producer is gone). A record
+/// being written becomes padding of its size; a hole (space claimed, header never
+/// written) becomes padding up to the next header written, `limit` or the end of the
+/// buffer, whichever comes first. Returns whether it changed anything.
+fn pad_abandoned(
+    memory: &RingMemory,
+    capacity: usize,
+    max_msg: usize,
+    pos: u64,
+    limit: u64,
+) -> Result<bool, String> {
+    if pos >= limit {
+        return Ok(false);
     }
+    if limit - pos > capacity as u64 {
+        return Err(format!("position {limit} is more than a lap ahead"));
+    }
+    let index = pos as usize & (capacity - 1);
+    let length = memory.length(index);
+    let current = length.load(Ordering::Acquire);
+    let size = match current {
+        1.. => return Ok(false),
+        0 => {
+            let end = (index as u64 + (limit - pos)).min(capacity as u64) as usize;
+            (index + HEADER_LEN..end)
+                .step_by(HEADER_LEN)
+                .find(|&i| memory.length(i).load(Ordering::Acquire) != 0)
+                .unwrap_or(end)
+                - index
+        }
+        _ => checked_size(current, 1, index, capacity, max_msg).map_err(|e| e.to_string())?,
+    };
+    let won = to_padding(memory, index, current, size);
+    if won {
+        tracing::warn!(
+            position = pos,
+            size,
+            "skipped a record its producer is gone for"
+        );
+    }
+    Ok(won)
 }
 
 impl<K: RingKind> Consumer<K> {
@@ -257,8 +446,9 @@ impl<K: RingKind> Consumer<K> {
     /// [`WriteError::Unblocked`](crate::WriteError::Unblocked).
     fn unblock_any(&mut self) -> Result<bool, ReadError> {
         let cap = self.capacity;
-        let head = self.head;
-        let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
+        let head = self.first.head;
+        let memory = &self.first.memory;
+        let tail = memory.counter(Counter::Tail).load(Ordering::Acquire);
         if tail <= head {
             return Ok(false);
         }
@@ -270,17 +460,12 @@ impl<K: RingKind> Consumer<K> {
             return Err(corrupt(format!("tail {tail} is more than a lap ahead")));
         }
         let index = head as usize & (cap - 1);
-        let length = self.memory.length(index);
+        let length = memory.length(index);
         let current = length.load(Ordering::Acquire);
         if current < 0 {
             let size = checked_size(current, 1, index, cap, self.max_msg)
                 .map_err(|e| corrupt(e.to_string()))?;
-            self.memory
-                .msg_type(index)
-                .store(PADDING_TYPE, Ordering::Relaxed);
-            let won = length
-                .compare_exchange(current, size as i32, Ordering::Release, Ordering::Relaxed)
-                .is_ok();
+            let won = to_padding(memory, index, current, size);
             if won {
                 tracing::warn!(position = head, size, "unblocked an uncommitted record");
             }
@@ -294,24 +479,19 @@ impl<K: RingKind> Consumer<K> {
         let end = (index as u64 + (tail - head)).min(cap as u64) as usize;
         let Some(next) = (index + HEADER_LEN..end)
             .step_by(HEADER_LEN)
-            .find(|&i| self.memory.length(i).load(Ordering::Acquire) != 0)
+            .find(|&i| memory.length(i).load(Ordering::Acquire) != 0)
         else {
             return Ok(false);
         };
         // Confirm the gap is still untouched before covering it.
         if (index..next)
             .step_by(HEADER_LEN)
-            .any(|i| self.memory.length(i).load(Ordering::Acquire) != 0)
+            .any(|i| memory.length(i).load(Ordering::Acquire) != 0)
         {
             return Ok(false);
         }
         let size = next - index;
-        self.memory
-            .msg_type(index)
-            .store(PADDING_TYPE, Ordering::Relaxed);
-        let won = length
-            .compare_exchange(0, size as i32, Ordering::Release, Ordering::Relaxed)
-            .is_ok();
+        let won = to_padding(memory, index, 0, size);
         if won {
             tracing::warn!(
                 position = head,
@@ -325,13 +505,17 @@ impl<K: RingKind> Consumer<K> {
     /// Calls [`unblock`](Consumer::unblock) once the ring has been stuck at the same head,
     /// with claimed data behind it, for at least `timeout`. Call it from the read loop.
     fn unblock_stalled_any(&mut self, timeout: Duration) -> Result<bool, ReadError> {
-        let tail = self.memory.counter(Counter::Tail).load(Ordering::Acquire);
-        if tail <= self.head {
+        let tail = self
+            .first
+            .memory
+            .counter(Counter::Tail)
+            .load(Ordering::Acquire);
+        if tail <= self.first.head {
             self.stall = None;
             return Ok(false);
         }
         match self.stall {
-            Some((head, since)) if head == self.head => {
+            Some((head, since)) if head == self.first.head => {
                 if since.elapsed() >= timeout && self.unblock_any()? {
                     self.stall = None;
                     return Ok(true);
@@ -339,7 +523,7 @@ impl<K: RingKind> Consumer<K> {
                 Ok(false)
             }
             _ => {
-                self.stall = Some((self.head, Instant::now()));
+                self.stall = Some((self.first.head, Instant::now()));
                 Ok(false)
             }
         }
@@ -369,14 +553,30 @@ impl Consumer<Mpsc> {
 impl<K: RingKind> Consumer<K> {
     /// For code generic over the ring kind, once every producer is known to be gone
     /// (closed or dead): skips a claim left open at head at once, as no one remains who
-    /// could commit it. MPSC: [`Consumer::<Mpsc>::unblock`]; SPSC: `Ok(false)` (its
-    /// producer's unfinished record is abandoned with the ring).
+    /// could commit it. MPSC: [`Consumer::<Mpsc>::unblock`]; SPSC and each lane of
+    /// `MpscLanes`: whatever waits uncommitted below tail becomes padding.
     pub fn repair_abandoned(&mut self) -> Result<bool, ReadError> {
         if K::KIND == crate::Kind::Mpsc {
-            self.unblock_any()
-        } else {
-            Ok(false)
+            return self.unblock_any();
         }
+        let (capacity, max_msg) = (self.capacity, self.max_msg);
+        let mut any = false;
+        for lane in 0..1 + self.rest.len() {
+            let c = self.cursor(lane);
+            let tail = c.memory.counter(Counter::Tail).load(Ordering::Acquire);
+            let repaired =
+                pad_abandoned(&c.memory, capacity, max_msg, c.head, tail).map_err(|reason| {
+                    ReadError::Corrupt {
+                        position: c.head,
+                        reason,
+                    }
+                })?;
+            if repaired && K::KIND == Kind::Lanes {
+                c.memory.summary().fetch_or(1u64 << lane, Ordering::AcqRel);
+            }
+            any |= repaired;
+        }
+        Ok(any)
     }
 
     /// Generic form of [`Consumer::<Mpsc>::unblock_stalled`] for code generic over the

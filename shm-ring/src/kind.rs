@@ -6,7 +6,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A record protocol: [`Spsc`] or [`Mpsc`]. Sealed.
+/// A record protocol: [`Spsc`], [`Mpsc`] or [`MpscLanes`]. Sealed.
 pub trait RingKind: sealed::Sealed + Send + Sync + 'static {
     /// The value recorded in the segment header.
     const KIND: Kind;
@@ -23,8 +23,18 @@ pub struct Spsc;
 #[derive(Debug, Clone, Copy)]
 pub struct Mpsc;
 
+/// Many producers, each on a lane of its own: an SPSC ring per producer in one segment,
+/// read in turn by the one consumer, with a summary word of the lanes that hold records
+/// so an idle poll reads one word. No producer can hold back or overwrite another's
+/// records, whatever it does (stop, die, hold a claim for ever); order is kept per
+/// producer, not across them. Which producer owns which lane is the caller's business
+/// (shm-channel gives each writer slot its lane).
+#[derive(Debug, Clone, Copy)]
+pub struct MpscLanes;
+
 impl sealed::Sealed for Spsc {}
 impl sealed::Sealed for Mpsc {}
+impl sealed::Sealed for MpscLanes {}
 
 impl RingKind for Spsc {
     const KIND: Kind = Kind::Spsc;
@@ -32,4 +42,8 @@ impl RingKind for Spsc {
 
 impl RingKind for Mpsc {
     const KIND: Kind = Kind::Mpsc;
+}
+
+impl RingKind for MpscLanes {
+    const KIND: Kind = Kind::Lanes;
 }

@@ -50,7 +50,7 @@ pub mod sync;
 
 pub use consumer::{record_size, Consumer};
 pub use error::{ReadError, SegmentError, WriteError};
-pub use kind::{Mpsc, RingKind, Spsc};
+pub use kind::{Mpsc, MpscLanes, RingKind, Spsc};
 pub use layout::{Counter, Kind, LAYOUT_VERSION};
 pub use producer::{Claim, Producer};
 #[cfg(not(shm_loom))]

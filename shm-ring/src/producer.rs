@@ -14,7 +14,8 @@ use crate::sync::{commit_ordering, fence, BodyMut, Ordering, RingMemory};
 use crate::{Segment, SegmentError, WriteError};
 use std::marker::PhantomData;
 
-/// The write end of a ring. `Producer<Spsc>` is unique; `Producer<Mpsc>` is `Clone`.
+/// The write end of a ring. `Producer<Spsc>` is unique, as is the producer of each lane
+/// of a `MpscLanes` ring; `Producer<Mpsc>` is `Clone`.
 ///
 /// ```
 /// use shm_ring::{Kind, Mpsc, Segment, SegmentOptions, WriteError};
@@ -36,17 +37,64 @@ pub struct Producer<K: RingKind> {
     tail: u64,
     /// The last head we saw; a lower bound of the real head.
     head_cache: u64,
+    /// Our lane (0 but for `MpscLanes`).
+    lane: usize,
     _kind: PhantomData<K>,
 }
 
 impl Segment {
     /// The producer end of this segment's ring; it continues from the shared tail. Fails
     /// if the segment holds another ring kind, or (SPSC) if this process already holds
-    /// its producer. An SPSC producer that died between claim and commit leaves the ring
-    /// stopped at that record (only MPSC has `unblock`).
+    /// its producer. [`MpscLanes`](crate::MpscLanes): the first lane whose producer this process does not
+    /// hold (other processes' producers are the caller's to keep apart, see
+    /// [`Segment::lane_producer`]).
+    ///
+    /// An SPSC producer (or a lane's) that replaces one which died between claim and
+    /// commit records where it starts ([`Counter::Resumed`]); the consumer turns what is
+    /// left uncommitted below that point into padding, so nothing waits for the dead.
     pub fn producer<K: RingKind>(&self) -> Result<Producer<K>, SegmentError> {
+        if K::KIND == Kind::Lanes {
+            let mut last = None;
+            for lane in 0..self.lanes() {
+                match self.lane_producer::<K>(lane) {
+                    Err(SegmentError::AlreadyAttached(what)) => last = Some(what),
+                    other => return other,
+                }
+            }
+            return Err(SegmentError::AlreadyAttached(last.unwrap_or("producer")));
+        }
+        self.lane_producer(0)
+    }
+
+    /// The producer of lane `lane` (`< lanes()`; only [`MpscLanes`](crate::MpscLanes) has
+    /// lanes past 0).
+    /// Each lane is an SPSC ring: at most one producer per lane may exist at a time, in
+    /// all processes together. This process's own second one is refused; keeping other
+    /// processes apart is the caller's job (shm-channel does it with its writer slots).
+    ///
+    /// ```
+    /// use shm_ring::{Kind, MpscLanes, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Lanes, 4096).lanes(2))?;
+    /// let (mut a, mut b) = (seg.lane_producer::<MpscLanes>(0)?, seg.lane_producer::<MpscLanes>(1)?);
+    /// assert!(seg.lane_producer::<MpscLanes>(1).is_err()); // held here already
+    /// b.try_write(1, b"from b")?;
+    /// a.try_write(1, b"from a")?;
+    /// let mut rx = seg.consumer::<MpscLanes>()?;
+    /// let mut got = Vec::new();
+    /// rx.read(10, |_, body| got.push(body.to_vec()))?;
+    /// got.sort();
+    /// assert_eq!(got, [b"from a".to_vec(), b"from b".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lane_producer<K: RingKind>(&self, lane: usize) -> Result<Producer<K>, SegmentError> {
         self.check_kind(K::KIND)?;
-        let memory = self.memory().clone();
+        if lane >= self.lanes() {
+            return Err(SegmentError::InvalidOptions(format!(
+                "lane {lane} of a ring with {} lane(s)",
+                self.lanes()
+            )));
+        }
+        let memory = self.memory().lane(lane);
         let capacity = self.capacity();
         let (tail_c, head_c) = (memory.counter(Counter::Tail), memory.counter(Counter::Head));
         // Tail, then head: head never passes a tail read before it. With MPSC other
@@ -57,7 +105,7 @@ impl Segment {
         for _ in 0..16 {
             let tail = tail_c.load(Ordering::Acquire);
             let head = head_c.load(Ordering::Acquire);
-            if K::KIND == Kind::Spsc || tail_c.load(Ordering::Acquire) == tail {
+            if K::KIND != Kind::Mpsc || tail_c.load(Ordering::Acquire) == tail {
                 checked = Some((tail, head));
                 break;
             }
@@ -71,8 +119,13 @@ impl Segment {
                 "positions head {head} tail {tail} impossible for capacity {capacity}"
             )));
         }
-        if K::KIND == Kind::Spsc {
-            self.take_end(false)?;
+        if K::KIND != Kind::Mpsc {
+            self.take_end(Some(lane))?;
+            // Everything below `tail` was claimed by a predecessor; what it left
+            // uncommitted there will never be committed (we are the lane's only producer).
+            memory
+                .counter(Counter::Resumed)
+                .store(tail, Ordering::Release);
         }
         Ok(Producer {
             segment: self.clone(),
@@ -81,6 +134,7 @@ impl Segment {
             max_msg: self.max_message_len(),
             tail,
             head_cache: head,
+            lane,
             _kind: PhantomData,
         })
     }
@@ -88,8 +142,8 @@ impl Segment {
 
 impl<K: RingKind> Drop for Producer<K> {
     fn drop(&mut self) {
-        if K::KIND == Kind::Spsc {
-            self.segment.release_end(false);
+        if K::KIND != Kind::Mpsc {
+            self.segment.release_end(Some(self.lane));
         }
     }
 }
@@ -103,6 +157,7 @@ impl Clone for Producer<Mpsc> {
             max_msg: self.max_msg,
             tail: 0,
             head_cache: self.head_cache,
+            lane: 0,
             _kind: PhantomData,
         }
     }
@@ -183,7 +238,7 @@ impl<K: RingKind> Producer<K> {
         }
         let size = align(HEADER_LEN + len);
         let index = match K::KIND {
-            Kind::Spsc => self.reserve_spsc(size)?,
+            Kind::Spsc | Kind::Lanes => self.reserve_spsc(size)?,
             Kind::Mpsc => self.reserve_mpsc(size)?,
         };
         self.memory
@@ -230,13 +285,15 @@ impl<K: RingKind> Producer<K> {
                 return Err(WriteError::Full);
             }
         }
-        if pad > 0 {
-            self.write_padding(index, pad);
-        }
+        // Tail first: every header the consumer can see then lies below the shared tail,
+        // so a successor that starts from it never finds the consumer past it.
         self.tail = tail + need;
         self.memory
             .counter(Counter::Tail)
             .store(self.tail, Ordering::Release);
+        if pad > 0 {
+            self.write_padding(index, pad);
+        }
         Ok(if pad > 0 { 0 } else { index })
     }
 
@@ -324,7 +381,24 @@ impl<K: RingKind> Producer<K> {
                 .map_err(|_| WriteError::Unblocked);
         }
         length.store(record_len, commit_ordering());
+        if K::KIND == Kind::Lanes {
+            self.mark_lane();
+        }
         Ok(())
+    }
+
+    /// Lanes: makes sure the summary shows our lane after a commit. The consumer clears
+    /// a lane's bit when it finds the lane empty, then fences and looks again; we fence
+    /// between our commit and reading the bit. Of the two store-then-load sequences at
+    /// least one sees the other's store, so a record is never left behind a clear bit.
+    #[inline(always)]
+    fn mark_lane(&self) {
+        let bit = 1u64 << self.lane;
+        let summary = self.memory.summary();
+        fence(Ordering::SeqCst);
+        if summary.load(Ordering::Relaxed) & bit == 0 {
+            summary.fetch_or(bit, Ordering::Release);
+        }
     }
 
     fn abort(&self, index: usize, record_len: i32) {
@@ -334,7 +408,7 @@ impl<K: RingKind> Producer<K> {
             .store(PADDING_TYPE, Ordering::Relaxed);
         let length = self.memory.length(index);
         match K::KIND {
-            Kind::Spsc => length.store(size, Ordering::Release),
+            Kind::Spsc | Kind::Lanes => length.store(size, Ordering::Release),
             Kind::Mpsc => {
                 // If the consumer already unblocked it, it is padding already.
                 let _ = length.compare_exchange(

@@ -9,7 +9,7 @@
 //! valid in every process after the name is gone; the memory is freed when the last
 //! mapping and fd close. Anonymous segments have no name and vanish with their last fd.
 
-use crate::layout::{Counter, Geometry, Kind};
+use crate::layout::{Counter, Geometry, Kind, DEFAULT_LANES};
 use crate::sync::{AtomicU32, Ordering, RingMemory};
 use crate::SegmentError;
 use std::sync::{Arc, Mutex};
@@ -63,6 +63,7 @@ pub enum Heartbeat {
 pub struct SegmentOptions {
     kind: Kind,
     capacity: usize,
+    lanes: usize,
     notifier_kind: u32,
     mode: u32,
     unlink_on_drop: bool,
@@ -72,15 +73,38 @@ pub struct SegmentOptions {
 impl SegmentOptions {
     /// A ring of `kind` with a data region of `capacity` bytes (a power of two,
     /// 64 B ..= 1 GiB; checked at creation). Mode 0600, unlinked when the creator drops it.
+    /// [`Kind::Lanes`] has [`DEFAULT_LANES`](crate::layout::DEFAULT_LANES) lanes of `capacity` bytes each unless
+    /// [`SegmentOptions::lanes`] says otherwise.
     pub fn new(kind: Kind, capacity: usize) -> Self {
         SegmentOptions {
             kind,
             capacity,
+            lanes: if kind == Kind::Lanes {
+                DEFAULT_LANES
+            } else {
+                1
+            },
             notifier_kind: 0,
             mode: 0o600,
             unlink_on_drop: true,
             reclaim_stale: false,
         }
+    }
+
+    /// Number of lanes of a [`Kind::Lanes`] ring (`1..=64`), one per producer that may
+    /// be attached at once; each has `capacity` bytes, all committed at creation. Other
+    /// kinds have exactly one (checked at creation).
+    ///
+    /// ```
+    /// use shm_ring::{Kind, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Lanes, 4096).lanes(4))?;
+    /// assert_eq!(seg.lanes(), 4);
+    /// assert!(Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 4096).lanes(4)).is_err());
+    /// # Ok::<(), shm_ring::SegmentError>(())
+    /// ```
+    pub fn lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes;
+        self
     }
 
     /// An opaque tag recorded in the header for the layer that picks a notifier.
@@ -126,7 +150,13 @@ impl SegmentOptions {
                 self.mode
             )));
         }
-        Geometry::new(self.capacity).map_err(SegmentError::InvalidOptions)
+        if self.lanes != 1 && self.kind != Kind::Lanes {
+            return Err(SegmentError::InvalidOptions(format!(
+                "a {} ring has one lane, not {}",
+                self.kind, self.lanes
+            )));
+        }
+        Geometry::with_lanes(self.capacity, self.lanes).map_err(SegmentError::InvalidOptions)
     }
 }
 
@@ -155,9 +185,9 @@ struct Inner {
     geometry: Geometry,
     kind: Kind,
     notifier_kind: u32,
-    /// Process-local guards for the ends that may exist once: (consumer, producer).
-    /// Not shared memory and not part of the protocol.
-    ends_taken: Mutex<(bool, bool)>,
+    /// Process-local guards for the ends that may exist once: the consumer, and the
+    /// producer of each lane (SPSC protocol). Not shared memory, not part of the protocol.
+    ends_taken: Mutex<(bool, Vec<bool>)>,
     #[cfg(not(shm_loom))]
     os: os::OsSegment,
 }
@@ -207,7 +237,7 @@ impl Segment {
         }
         #[cfg(shm_loom)]
         {
-            let memory = RingMemory::new_model(geometry.capacity());
+            let memory = RingMemory::new_model(geometry.capacity(), geometry.lanes());
             Ok(Segment::from_parts(
                 memory,
                 geometry,
@@ -230,7 +260,7 @@ impl Segment {
                 geometry,
                 kind,
                 notifier_kind,
-                ends_taken: Mutex::new((false, false)),
+                ends_taken: Mutex::new((false, vec![false; geometry.lanes()])),
                 #[cfg(not(shm_loom))]
                 os,
             }),
@@ -242,9 +272,14 @@ impl Segment {
         self.inner.kind
     }
 
-    /// Bytes in the data region.
+    /// Bytes in the data region (of each lane).
     pub fn capacity(&self) -> usize {
         self.inner.geometry.capacity()
+    }
+
+    /// Number of lanes: 1, or the number a [`Kind::Lanes`] segment was created with.
+    pub fn lanes(&self) -> usize {
+        self.inner.geometry.lanes()
     }
 
     /// Largest message body the ring accepts (capacity / 8).
@@ -264,8 +299,8 @@ impl Segment {
         }
     }
 
-    /// Current value of a counter (positions or heartbeats), for monitoring. Positions
-    /// are byte counts since creation; they never wrap.
+    /// Current value of a counter of lane 0 (positions or heartbeats), for monitoring.
+    /// Positions are byte counts since creation; they never wrap.
     ///
     /// ```
     /// use shm_ring::{Counter, Heartbeat, Kind, Segment, SegmentOptions, Spsc};
@@ -280,12 +315,25 @@ impl Segment {
         self.inner.memory.counter(c).load(Ordering::Acquire)
     }
 
-    /// Bytes claimed and not yet consumed (tail - head), clamped to the capacity: an
-    /// estimate while producers and the consumer run.
+    /// A counter of lane `lane` (`< lanes()`; panics otherwise).
+    pub fn lane_counter(&self, lane: usize, c: Counter) -> u64 {
+        self.inner
+            .memory
+            .lane(lane)
+            .counter(c)
+            .load(Ordering::Acquire)
+    }
+
+    /// Bytes claimed and not yet consumed (tail - head, each lane clamped to its
+    /// capacity), summed over the lanes: an estimate while producers and the consumer run.
     pub fn used_bytes(&self) -> usize {
-        let head = self.counter(Counter::Head);
-        let tail = self.counter(Counter::Tail);
-        (tail.saturating_sub(head) as usize).min(self.capacity())
+        (0..self.lanes())
+            .map(|lane| {
+                let head = self.lane_counter(lane, Counter::Head);
+                let tail = self.lane_counter(lane, Counter::Tail);
+                (tail.saturating_sub(head) as usize).min(self.capacity())
+            })
+            .sum()
     }
 
     /// Stores a liveness stamp; what it means (time, counter) is the caller's choice.
@@ -311,17 +359,17 @@ impl Segment {
         Ok(())
     }
 
-    /// Takes the process-local right to hold the consumer (or SPSC producer) end.
-    pub(crate) fn take_end(&self, consumer: bool) -> Result<(), SegmentError> {
+    /// Takes the process-local right to hold the consumer (`None`) or the producer of
+    /// lane `Some(lane)` (SPSC protocol).
+    pub(crate) fn take_end(&self, end: Option<usize>) -> Result<(), SegmentError> {
         let mut ends = self
             .inner
             .ends_taken
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let (flag, what) = if consumer {
-            (&mut ends.0, "consumer")
-        } else {
-            (&mut ends.1, "producer")
+        let (flag, what) = match end {
+            None => (&mut ends.0, "consumer"),
+            Some(lane) => (&mut ends.1[lane], "producer"),
         };
         if std::mem::replace(flag, true) {
             return Err(SegmentError::AlreadyAttached(what));
@@ -329,16 +377,15 @@ impl Segment {
         Ok(())
     }
 
-    pub(crate) fn release_end(&self, consumer: bool) {
+    pub(crate) fn release_end(&self, end: Option<usize>) {
         let mut ends = self
             .inner
             .ends_taken
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if consumer {
-            ends.0 = false;
-        } else {
-            ends.1 = false;
+        match end {
+            None => ends.0 = false,
+            Some(lane) => ends.1[lane] = false,
         }
     }
 }

@@ -73,6 +73,16 @@ fn corrupt_headers_are_refused_with_the_reason() {
             matches!(e, SegmentError::CorruptHeader(_))
         }),
         (
+            "lanes on a one-lane kind",
+            Box::new(|f| put(f, 56, &2u32.to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        (
+            "lanes zero",
+            Box::new(|f| put(f, 56, &0u32.to_ne_bytes())),
+            |e| matches!(e, SegmentError::CorruptHeader(_)),
+        ),
+        (
             "capacity not a power of two",
             Box::new(|f| put(f, 24, &4000u64.to_ne_bytes())),
             |e| matches!(e, SegmentError::CorruptHeader(_)),
@@ -87,7 +97,7 @@ fn corrupt_headers_are_refused_with_the_reason() {
             Box::new(|f| {
                 put(f, 24, &8192u64.to_ne_bytes());
                 put(f, 32, &1024u32.to_ne_bytes());
-                put(f, 48, &(4096u64 + 8192 + 896).to_ne_bytes());
+                put(f, 48, &(4096u64 + 8192 + 1024).to_ne_bytes());
             }),
             |e| matches!(e, SegmentError::SizeMismatch { .. }),
         ),
@@ -105,7 +115,7 @@ fn corrupt_headers_are_refused_with_the_reason() {
             matches!(
                 e,
                 SegmentError::SizeMismatch {
-                    expected: 9088,
+                    expected: 9216,
                     found: 6000
                 }
             )

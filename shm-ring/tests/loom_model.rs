@@ -18,3 +18,13 @@ fn mpsc() {
 fn spsc_successor_attaches_while_consuming() {
     loom_common::spsc_successor_attaches_while_consuming();
 }
+
+#[test]
+fn lanes_two_producers() {
+    loom_common::lanes_two_producers();
+}
+
+#[test]
+fn lane_successor_skips_a_dead_claim() {
+    loom_common::lane_successor_skips_a_dead_claim();
+}

@@ -255,7 +255,7 @@ macro_rules! dispatch {
     ($kind:expr, $notifier:expr, $idle:expr, $f:ident ( $($args:expr),* )) => {
         match $kind {
             "spsc" => $crate::dispatch!(@n shm_ring::Spsc, $notifier, $idle, $f($($args),*)),
-            "mpsc" => $crate::dispatch!(@n shm_ring::Mpsc, $notifier, $idle, $f($($args),*)),
+            "mpsc" => $crate::dispatch!(@n shm_channel::Mpsc, $notifier, $idle, $f($($args),*)),
             k => panic!("unknown kind {k}"),
         }
     };
@@ -292,7 +292,7 @@ pub fn create_receiver<K, N, I>(
     Option<shm_channel::Handoff>,
 )
 where
-    K: shm_ring::RingKind,
+    K: shm_channel::ChannelKind,
     N: shm_channel::ChannelNotifier,
     I: shm_idle::ParksOn<N> + MakeIdle,
 {

@@ -5,16 +5,16 @@
 //! lost, duplicated, reordered or torn; every wait bounded.
 //! Plus kill -9 of either side.
 
+use shm_channel::ChannelKind;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError};
 use shm_idle::ParksOn;
-use shm_ring::RingKind;
 use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, MAX_BODY};
 use std::time::{Duration, Instant};
 
 const TOTAL: u64 = 1_000_000;
 const DEADLINE: Duration = Duration::from_secs(300);
 
-fn create<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn create<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     b: &ChannelBuilder,
 ) -> (Receiver<K, N, I>, String, Option<Handoff>) {
@@ -25,7 +25,7 @@ fn peer(args: &[&str], handoff: Option<&Handoff>, stdout: bool) -> Peer {
     shm_tests::spawn_peer(env!("CARGO_BIN_EXE_channel_peer"), args, handoff, stdout)
 }
 
-fn matrix<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn matrix<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     kind: &str,
     notifier: &str,
     idle: &str,
@@ -159,7 +159,7 @@ fn killed_writer_lets_the_reader_drain_then_disconnect() {
     }
 }
 
-fn killed_writer<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn killed_writer<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     b: &ChannelBuilder,
 ) {
@@ -193,18 +193,16 @@ fn killed_writer<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     assert!(matches!(r, RecvError::Disconnected), "{notifier}: {r:?}");
 }
 
-/// MPSC producer killed between claim and commit: after the configured timeout the
-/// reader skips the claim, the other producers' messages flow, and the half-written
-/// message is never delivered.
+/// MPSC producer holding a claim, alive, then killed between claim and commit: the other
+/// producer's messages flow all along (without waiting for anything: its lane is its
+/// own), and the half-written message is never delivered.
 #[test]
 fn mpsc_producer_killed_between_claim_and_commit() {
+    use shm_channel::Mpsc;
     use shm_idle::Backoff;
     use shm_notify::Futex;
-    use shm_ring::Mpsc;
     let name = unique_name("claimkill");
-    let b = ChannelBuilder::new()
-        .unblock_after(Duration::from_millis(300))
-        .detect_interval(Duration::from_millis(100));
+    let b = ChannelBuilder::new().detect_interval(Duration::from_millis(100));
     let mut rx = b
         .create_receiver::<Mpsc, Futex, Backoff>(&name, Backoff::default())
         .unwrap();
@@ -214,14 +212,21 @@ fn mpsc_producer_killed_between_claim_and_commit() {
         true,
     );
     assert_eq!(read_line(&mut dead), "claimed");
+    let mut dead = Some(dead);
     let mut live =
         shm_channel::Sender::<Mpsc, Futex, Backoff>::open(&name, Backoff::default()).unwrap();
     for i in 0..100u32 {
         live.send(&i.to_le_bytes()).unwrap();
     }
-    dead.kill();
     let t = Instant::now();
-    for i in 0..100u32 {
+    for i in 0..200u32 {
+        if i == 100 {
+            // The first 100 came while it was alive, holding its claim.
+            dead.take().expect("killed once").kill();
+            for j in 100..200u32 {
+                live.send(&j.to_le_bytes()).unwrap();
+            }
+        }
         rx.recv_timeout(Duration::from_secs(20), |m| {
             assert_ne!(
                 m.first(),
@@ -232,12 +237,7 @@ fn mpsc_producer_killed_between_claim_and_commit() {
         })
         .unwrap();
     }
-    let took = t.elapsed();
-    assert!(
-        took >= Duration::from_millis(250),
-        "skipped before the timeout: {took:?}"
-    );
-    eprintln!("claim of a dead producer skipped after {took:?} (unblock_after 300 ms)");
+    eprintln!("200 messages beside an open claim in {:?}", t.elapsed());
     assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
 }
 
@@ -245,9 +245,9 @@ fn mpsc_producer_killed_between_claim_and_commit() {
 /// the committed head (what the dead one consumed is gone, the rest is delivered once).
 #[test]
 fn a_new_reader_replaces_a_killed_one_and_resumes_at_the_head() {
+    use shm_channel::Spsc;
     use shm_idle::Backoff;
     use shm_notify::Futex;
-    use shm_ring::Spsc;
     let name = unique_name("restart");
     let b = ChannelBuilder::new().detect_interval(Duration::from_millis(100));
     let mut tx = b

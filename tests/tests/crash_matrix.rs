@@ -6,11 +6,11 @@
 //!
 //! Set `SHM_CRASH_ROUNDS` to run more (or fewer) rounds; `SHM_CRASH_SEED` to replay.
 
+use shm_channel::ChannelKind;
 use shm_channel::{
     is_stale, ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError, Sender,
 };
 use shm_idle::ParksOn;
-use shm_ring::RingKind;
 use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, Rng, MAX_BODY};
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -75,7 +75,6 @@ fn builder() -> ChannelBuilder {
     ChannelBuilder::new()
         .capacity(CAPACITY)
         .detect_interval(DETECT)
-        .unblock_after(Duration::from_millis(30))
 }
 
 /// Per-producer expected sequence numbers of a reader that checks every message.
@@ -108,7 +107,7 @@ impl Checker {
     }
 
     /// Receives and checks until the reader reports `Disconnected`.
-    fn drain<K: RingKind, N: ChannelNotifier, I: ParksOn<N>>(
+    fn drain<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         &mut self,
         rx: &mut Receiver<K, N, I>,
     ) -> Result<(), String> {
@@ -154,7 +153,7 @@ fn writer_killed_at_random_points() {
     eprintln!("{total} messages checked; slowest Disconnected {slowest:?} after the kill");
 }
 
-fn writer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn writer_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,
@@ -204,7 +203,7 @@ fn killed_writers_free_their_slots() {
     dispatch!("mpsc", "futex", "backoff", killed_writers());
 }
 
-fn killed_writers<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
+fn killed_writers<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
     let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>("futex", &builder());
     let mut checker = Checker::new(7, 24, rx.max_message_len());
     for id in 0..24u32 {
@@ -231,18 +230,16 @@ fn killed_writers<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
 
 /// The round the matrix once failed, made deterministic: a producer dies holding a claim,
 /// another sends 300 messages behind it and leaves. With every writer gone the reader
-/// must skip the abandoned claim at once and deliver the 300, not report `Disconnected`
-/// over them (the timed unblock is set far beyond the test).
+/// must deliver the 300 (in a lane of their own) and skip the abandoned claim, not
+/// report `Disconnected` over them.
 #[test]
 fn writers_gone_behind_an_open_claim_still_deliver() {
     dispatch!("mpsc", "futex", "backoff", open_claim_then_gone());
 }
 
-fn open_claim_then_gone<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
+fn open_claim_then_gone<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>() {
     // Room for all 300 behind the claim: nothing can be read until it is skipped.
-    let b = builder()
-        .capacity(1 << 18)
-        .unblock_after(Duration::from_secs(3600));
+    let b = builder().capacity(1 << 18);
     let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>("futex", &b);
     let mut claimer = peer(
         &["claim-hang", "mpsc", "futex", "backoff", &target],
@@ -261,9 +258,9 @@ fn open_claim_then_gone<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdl
 }
 
 /// MPSC producer killed at random points of a claim-write-commit loop (often between
-/// claim and commit): the reader is never blocked for good (the claim is skipped after
-/// `unblock_after`), the other producer's messages all arrive, and a half-written
-/// message is never delivered.
+/// claim and commit): the reader is never blocked (the other producer writes to a lane
+/// of its own), the other producer's messages all arrive, and a half-written message is
+/// never delivered.
 #[test]
 fn mpsc_claimer_killed_at_random_points() {
     let mut rng = Choices::new("mpsc_claimer_killed_at_random_points");
@@ -284,7 +281,7 @@ fn mpsc_claimer_killed_at_random_points() {
     eprintln!("{claimed} committed claims of killed producers checked");
 }
 
-fn claimer_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn claimer_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,
@@ -371,7 +368,7 @@ fn reader_killed_at_random_points() {
 type SenderAndReader<K, N, I> = (Sender<K, N, I>, Peer, String);
 
 /// A named channel: its sender here, and a `recv-print` reader process, attached.
-fn sender_and_reader<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn sender_and_reader<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
 ) -> Result<SenderAndReader<K, N, I>, String> {
@@ -389,7 +386,7 @@ fn sender_and_reader<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     Ok((tx, reader, name))
 }
 
-fn kind_name<K: RingKind>() -> &'static str {
+fn kind_name<K: ChannelKind>() -> &'static str {
     if K::KIND == shm_ring::Kind::Spsc {
         "spsc"
     } else {
@@ -397,7 +394,7 @@ fn kind_name<K: RingKind>() -> &'static str {
     }
 }
 
-fn reader_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn reader_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,
@@ -450,7 +447,7 @@ fn reader_restarted_after_random_kills() {
     );
 }
 
-fn restart_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn restart_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,
@@ -578,7 +575,7 @@ fn creator_killed_at_random_points() {
     );
 }
 
-fn creator_round<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn creator_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     notifier: &str,
     idle: &str,
     kill_after: Duration,

@@ -8,10 +8,10 @@
 //! millions in release mode) and `SHM_FUZZ_SEED` replays a run.
 
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
+use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Backoff, ParksOn};
 use shm_notify::{Futex, Semaphore};
 use shm_ring::layout::{HEADER_LEN, TRAILER_LEN};
-use shm_ring::{Mpsc, RingKind, Spsc};
 use shm_tests::Rng;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -68,15 +68,14 @@ struct Outcomes {
     by_part: std::collections::BTreeMap<&'static str, u64>,
 }
 
-fn fuzz<K: RingKind, N: ChannelNotifier>(rng: &mut Rng, rounds: u64, out: &mut Outcomes)
+fn fuzz<K: ChannelKind, N: ChannelNotifier>(rng: &mut Rng, rounds: u64, out: &mut Outcomes)
 where
     Backoff: ParksOn<N>,
 {
     let idle = || Backoff::new(4, 1, Duration::from_micros(1), Duration::from_micros(50));
     let b = ChannelBuilder::new()
         .capacity(CAPACITY)
-        .detect_interval(Duration::from_millis(1))
-        .unblock_after(Duration::from_millis(1));
+        .detect_interval(Duration::from_millis(1));
     let mut round = 0;
     while round < rounds {
         let (mut rx, handoff): (Receiver<K, N, Backoff>, _) = b.anonymous_receiver(idle()).unwrap();

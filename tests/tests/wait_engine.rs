@@ -183,20 +183,17 @@ fn check_sent(msgs: &[Vec<u8>], seed: u64, id: u32, max_len: usize) {
     }
 }
 
-fn builder(unblock_after: Duration) -> ChannelBuilder {
+fn builder() -> ChannelBuilder {
     ChannelBuilder::new()
         .capacity(1 << 16)
         .detect_interval(DETECT)
-        .unblock_after(unblock_after)
 }
 
-/// A writer killed with a claim open at head, another writer alive: the live one's
-/// messages arrive (after `unblock_after`), then its death ends the stream in time.
+/// A writer killed with a claim open, another writer alive: the live one's messages
+/// arrive (its lane is its own), then its death ends the stream in time.
 fn dead_claimer_then_live_writer(path: Path) {
     let name = unique_name("engine");
-    let rx: Rx = builder(Duration::from_millis(200))
-        .create_receiver(&name, Blocking)
-        .unwrap();
+    let rx: Rx = builder().create_receiver(&name, Blocking).unwrap();
     let max_len = rx.max_message_len();
     let mut claimer = peer(&["claim-hang", "mpsc", "fifo", "blocking", &name], None);
     assert_eq!(read_line(&mut claimer), "claimed");
@@ -236,13 +233,11 @@ fn dead_claimer_then_live_writer(path: Path) {
 }
 
 /// Every writer killed, one with a claim open at head and one with 100 messages
-/// committed behind it: all 100 arrive, then `Disconnected` (with `unblock_after` at an
-/// hour, only the end-of-stream rule can skip the claim).
+/// committed: all 100 arrive, then `Disconnected` (only the end-of-stream rule skips the
+/// claim).
 fn every_writer_dead(path: Path) {
     let name = unique_name("engine");
-    let rx: Rx = builder(Duration::from_secs(3600))
-        .create_receiver(&name, Blocking)
-        .unwrap();
+    let rx: Rx = builder().create_receiver(&name, Blocking).unwrap();
     let max_len = rx.max_message_len();
     let mut claimer = peer(&["claim-hang", "mpsc", "fifo", "blocking", &name], None);
     assert_eq!(read_line(&mut claimer), "claimed");

@@ -28,6 +28,7 @@
 //! and a writer's liveness check takes over and closes the slots of dead writers that
 //! left bits on the space word, so no phantom sleeper passes wake-ups to no one.
 
+use crate::fork::Born;
 use crate::layout::{READER_SLOT, SLOT_WORDS, WRITERS_EVER, WRITER_SLOTS, WRITER_SLOTS_AT};
 use crate::waiter::Sleeper;
 use crate::ChannelError;
@@ -62,6 +63,8 @@ const STATE: usize = 3;
 pub(crate) struct Slot {
     segment: Segment,
     at: usize,
+    /// The process generation that holds it (a forked child never closes it).
+    born: Born,
 }
 
 /// This process's pid and start time (a /proc read: only when filling a slot).
@@ -178,7 +181,9 @@ fn take_dead(seg: &Segment, at: usize) -> bool {
 impl Slot {
     /// Claims a writer slot: a free or closed one, else one whose process died.
     pub(crate) fn writer(seg: &Segment) -> Result<Slot, ChannelError> {
-        let slots = || (0..WRITER_SLOTS).map(|i| WRITER_SLOTS_AT + i * SLOT_WORDS);
+        // One slot per lane: a writer writes to the lane of its slot.
+        let count = seg.lanes().min(WRITER_SLOTS);
+        let slots = || (0..count).map(|i| WRITER_SLOTS_AT + i * SLOT_WORDS);
         let claim = |at: usize| {
             [FREE, CLOSED].iter().any(|&from| {
                 word(seg, at, STATE)
@@ -189,7 +194,7 @@ impl Slot {
         let at = slots()
             .find(|&at| claim(at))
             .or_else(|| slots().find(|&at| take_dead(seg, at)))
-            .ok_or(ChannelError::TooManyWriters(WRITER_SLOTS))?;
+            .ok_or(ChannelError::TooManyWriters(count))?;
         fill(seg, at);
         seg.extension()
             .u32(WRITERS_EVER)
@@ -197,6 +202,7 @@ impl Slot {
         Ok(Slot {
             segment: seg.clone(),
             at,
+            born: Born::here(),
         })
     }
 
@@ -219,6 +225,7 @@ impl Slot {
         Ok(Slot {
             segment: seg.clone(),
             at,
+            born: Born::here(),
         })
     }
 
@@ -241,6 +248,24 @@ impl Slot {
 
 impl Slot {
     /// Who this slot's end is on the waiter words.
+    /// Whether this process is a child forked since the slot was taken (the slot, and
+    /// the end holding it, are the parent's).
+    #[inline(always)]
+    pub(crate) fn forked(&self) -> bool {
+        self.born.forked()
+    }
+
+    /// The process generation holding the slot.
+    pub(crate) fn born(&self) -> Born {
+        self.born
+    }
+
+    /// The index of a writer slot (also its lane).
+    pub(crate) fn writer_index(&self) -> usize {
+        debug_assert!(self.at >= WRITER_SLOTS_AT);
+        (self.at - WRITER_SLOTS_AT) / SLOT_WORDS
+    }
+
     pub(crate) fn sleeper(&self) -> Sleeper {
         match self.at {
             READER_SLOT => Sleeper::Reader,
@@ -265,6 +290,7 @@ impl Slot {
         (unused || take_dead(seg, at)).then(|| Slot {
             segment: seg.clone(),
             at,
+            born: Born::here(),
         })
     }
 
@@ -276,7 +302,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if !crate::unwinding_model() {
+        if !crate::unwinding_model() && !self.forked() {
             self.close();
         }
     }

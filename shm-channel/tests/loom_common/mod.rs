@@ -7,10 +7,10 @@
 //! are back to idle (no phantom sleeper, no stale `NOTIFIED`). Only then do ends drop.
 
 use loom::thread;
+use shm_channel::ChannelKind;
 use shm_channel::{channel, Mpsc, Receiver, Sender, Spsc};
 use shm_idle::Blocking;
 use shm_notify::ThreadNotifier;
-use shm_ring::RingKind;
 
 type Rx<K> = Receiver<K, ThreadNotifier, Blocking>;
 type Tx<K> = Sender<K, ThreadNotifier, Blocking>;
@@ -19,12 +19,12 @@ fn msg(i: u8) -> [u8; 8] {
     [i; 8] // 16-byte records: four fill the 64-byte ring
 }
 
-fn pair<K: RingKind>() -> (Tx<K>, Rx<K>) {
+fn pair<K: ChannelKind>() -> (Tx<K>, Rx<K>) {
     channel::<K, ThreadNotifier, _, _>(64, Blocking, Blocking).unwrap()
 }
 
 /// The end of every model: both waiter words idle, then the ends drop.
-fn finish<K: RingKind>(rx: Rx<K>, writers: Vec<Tx<K>>) {
+fn finish<K: ChannelKind>(rx: Rx<K>, writers: Vec<Tx<K>>) {
     assert_eq!(
         rx.waiter_words(),
         [0, 0],
@@ -105,7 +105,7 @@ pub fn spsc_wraps_with_padding() {
 
 /// A zero-copy claim, committed by a writer that stays attached: the commit alone must
 /// wake the parked reader.
-fn zero_copy<K: RingKind>() {
+fn zero_copy<K: ChannelKind>() {
     check(None, || {
         let (mut tx, mut rx) = pair::<K>();
         let w = thread::spawn(move || {
@@ -132,7 +132,7 @@ pub fn mpsc_zero_copy_claim() {
 
 /// A zero-copy claim dropped without commit (aborted: it becomes padding), then a
 /// message: the reader gets the message and never the aborted bytes.
-fn aborted_claim<K: RingKind>() {
+fn aborted_claim<K: ChannelKind>() {
     check(None, || {
         let (mut tx, mut rx) = pair::<K>();
         let w = thread::spawn(move || {
@@ -208,7 +208,8 @@ pub fn mpsc_reader_parks_on_empty() {
     });
 }
 
-/// A full MPSC ring and two more writers: returns the filler and the two parked sends.
+/// Two MPSC writers, each with its lane full (1..=4 and 11..=14), each sending one more
+/// (5 and 15) and so parking for space; the third end, the first writer, stays idle.
 #[allow(clippy::type_complexity)]
 fn two_parked_writers() -> (
     Tx<Mpsc>,
@@ -216,38 +217,39 @@ fn two_parked_writers() -> (
     thread::JoinHandle<Tx<Mpsc>>,
     thread::JoinHandle<Tx<Mpsc>>,
 ) {
-    let (tx, rx) = pair::<Mpsc>();
-    let mut tx1 = tx.try_clone().unwrap();
-    let mut tx2 = tx.try_clone().unwrap();
-    let mut tx0 = tx;
+    let (tx0, rx) = pair::<Mpsc>();
+    let mut tx1 = tx0.try_clone().unwrap();
+    let mut tx2 = tx0.try_clone().unwrap();
     for i in 1..=4 {
-        tx0.try_send(&msg(i)).unwrap();
+        tx1.try_send(&msg(i)).unwrap();
+        tx2.try_send(&msg(10 + i)).unwrap();
     }
     let a = thread::spawn(move || {
         tx1.send(&msg(5)).unwrap();
         tx1
     });
     let b = thread::spawn(move || {
-        tx2.send(&msg(6)).unwrap();
+        tx2.send(&msg(15)).unwrap();
         tx2
     });
     (tx0, rx, a, b)
 }
 
-/// MPSC, the ring is full and two writers park for space: the reader frees all four
-/// slots in one batch (one wake-up for two sleepers), then reads on. Three threads make
-/// this the largest model (14 s at two preemptions on the CI machine).
+const ALL_TEN: [u8; 10] = [1, 2, 3, 4, 5, 11, 12, 13, 14, 15];
+
+/// MPSC, both writers' lanes are full and they park for space: the reader frees both
+/// lanes in one batch (one wake-up for two sleepers), then reads on. Three threads make
+/// this the largest model.
 pub fn mpsc_writers_park_on_full() {
     check(None, || {
         let (tx0, mut rx, a, b) = two_parked_writers();
         let mut got = Vec::new();
-        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 4);
-        while got.len() < 6 {
+        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 8);
+        while got.len() < 10 {
             got.push(rx.recv_vec().unwrap()[0]);
         }
-        assert_eq!(got[..4], [1, 2, 3, 4]);
         got.sort();
-        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(got, ALL_TEN);
         let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
         finish(rx, writers);
     });
@@ -260,13 +262,13 @@ pub fn mpsc_wakes_every_parked_writer() {
     check(None, || {
         let (tx0, mut rx, a, b) = two_parked_writers();
         let mut got = Vec::new();
-        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 4);
+        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 8);
         let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
-        while got.len() < 6 {
+        while got.len() < 10 {
             got.push(rx.recv_vec().unwrap()[0]);
         }
         got.sort();
-        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(got, ALL_TEN);
         finish(rx, writers);
     });
 }

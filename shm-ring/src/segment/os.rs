@@ -30,6 +30,11 @@ pub(super) struct OsSegment {
 impl Drop for OsSegment {
     fn drop(&mut self) {
         if let Some(path) = &self.unlink {
+            // A child forked from the creator holds a copy of this handle: the name stays
+            // the creator's to remove.
+            if self.creator.0 != std::process::id() {
+                return;
+            }
             match shm_unlink(path.as_c_str()) {
                 Ok(()) | Err(Errno::ENOENT) => {
                     tracing::debug!(name = ?self.name, "segment unlinked")
@@ -130,6 +135,9 @@ fn initialise(
         base.add(OFF_TOTAL_LEN)
             .cast::<u64>()
             .write(geometry.segment_len() as u64);
+        base.add(OFF_LANES)
+            .cast::<u32>()
+            .write(geometry.lanes() as u32);
         // Publish: an opener that sees the magic sees the fields (Acquire in `read_header`).
         AtomicU64::from_ptr(base.add(OFF_MAGIC).cast()).store(MAGIC, Ordering::Release);
     }
@@ -154,8 +162,11 @@ fn finish(
         RingMemory::new(
             NonNull::new_unchecked(base.add(HEADER_LEN)),
             geometry.capacity(),
-            NonNull::new_unchecked(base.add(geometry.trailer_offset())),
+            NonNull::new_unchecked(base.add(HEADER_LEN + geometry.capacity())),
             NonNull::new_unchecked(base.add(EXTENSION_OFFSET)),
+            NonNull::new_unchecked(base.add(SUMMARY_OFFSET)),
+            geometry.lanes(),
+            geometry.lane_stride(),
             map.clone(),
         )
     };
@@ -215,10 +226,16 @@ fn read_header(map: &MmapRaw, file_len: usize) -> Result<Header, SegmentError> {
     let kind = Kind::from_u32(raw_kind)
         .ok_or_else(|| SegmentError::CorruptHeader(format!("unknown ring kind {raw_kind}")))?;
     let capacity = field64(OFF_CAPACITY);
+    let lanes = field(OFF_LANES);
+    if lanes != 1 && kind != Kind::Lanes {
+        return Err(SegmentError::CorruptHeader(format!(
+            "a {kind} ring has one lane, not {lanes}"
+        )));
+    }
     let geometry = usize::try_from(capacity)
         .map_err(|_| capacity.to_string())
-        .and_then(Geometry::new)
-        .map_err(|e| SegmentError::CorruptHeader(format!("capacity: {e}")))?;
+        .and_then(|c| Geometry::with_lanes(c, lanes as usize))
+        .map_err(|e| SegmentError::CorruptHeader(format!("geometry: {e}")))?;
     let max_msg = field(OFF_MAX_MSG);
     if max_msg as usize != geometry.max_message_len() {
         return Err(SegmentError::CorruptHeader(format!(

@@ -8,15 +8,21 @@ use std::sync::Arc;
 /// Pointers into one mapped segment, kept alive by `_owner`.
 ///
 /// Invariants (established by `Segment` before constructing one): `data` points at
-/// `capacity` bytes, 8-byte aligned; `counters` at `Counter::COUNT` 128-byte lines,
-/// 8-byte aligned; `extension` at `EXTENSION_LEN` bytes, 8-byte aligned; all of it
-/// lies in a live shared mapping that `_owner` keeps mapped.
+/// `capacity` bytes, 8-byte aligned, followed by the lane's trailer (`counters`:
+/// `Counter::COUNT` 128-byte lines after one pad line), and `lanes - 1 - lane` more
+/// lanes of the same shape every `stride` bytes after it; `extension` points at
+/// `EXTENSION_LEN` bytes and `summary` at a u64, both 8-byte aligned; all of it lies in
+/// a live shared mapping that `_owner` keeps mapped.
 #[derive(Clone)]
 pub(crate) struct RingMemory {
     data: NonNull<u8>,
     capacity: usize,
     counters: NonNull<u8>,
     extension: NonNull<u8>,
+    summary: NonNull<u8>,
+    lane: usize,
+    lanes: usize,
+    stride: usize,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -38,11 +44,15 @@ impl std::fmt::Debug for RingMemory {
 impl RingMemory {
     /// # Safety
     /// The invariants listed on the type must hold for as long as `owner` lives.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         data: NonNull<u8>,
         capacity: usize,
         counters: NonNull<u8>,
         extension: NonNull<u8>,
+        summary: NonNull<u8>,
+        lanes: usize,
+        stride: usize,
         owner: Arc<dyn Send + Sync>,
     ) -> Self {
         debug_assert!(data.as_ptr() as usize % 8 == 0 && capacity % 8 == 0);
@@ -51,8 +61,41 @@ impl RingMemory {
             capacity,
             counters,
             extension,
+            summary,
+            lane: 0,
+            lanes,
+            stride,
             _owner: owner,
         }
+    }
+
+    /// The same memory seen from lane `lane` (`< lanes`; panics otherwise).
+    pub(crate) fn lane(&self, lane: usize) -> RingMemory {
+        assert!(lane < self.lanes);
+        let shift = |p: NonNull<u8>| {
+            // SAFETY: lane `lane` lies `(lane - self.lane) * stride` bytes from this one
+            // inside the same mapping (type invariant), so the result stays in bounds.
+            unsafe {
+                NonNull::new_unchecked(
+                    p.as_ptr()
+                        .offset((lane as isize - self.lane as isize) * self.stride as isize),
+                )
+            }
+        };
+        RingMemory {
+            data: shift(self.data),
+            counters: shift(self.counters),
+            lane,
+            _owner: self._owner.clone(),
+            ..*self
+        }
+    }
+
+    /// The lane summary word (bit `i`: lane `i` may hold unread records).
+    pub(crate) fn summary(&self) -> &AtomicU64 {
+        // SAFETY: `summary` points at an aligned u64 in the mapping (type invariant),
+        // which outlives `&self`; every process accesses it atomically.
+        unsafe { AtomicU64::from_ptr(self.summary.as_ptr().cast()) }
     }
 
     pub(crate) fn counter(&self, c: Counter) -> &AtomicU64 {

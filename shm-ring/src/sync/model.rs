@@ -19,50 +19,76 @@ struct Slot {
 }
 
 #[derive(Debug)]
-struct Region {
+struct Lane {
     slots: Vec<Slot>,
     counters: Vec<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct Region {
+    lanes: Vec<Lane>,
     extension: Vec<AtomicU32>,
+    summary: AtomicU64,
 }
 
 /// Model ring memory; cloning shares it.
 #[derive(Clone, Debug)]
 pub(crate) struct RingMemory {
     region: Arc<Region>,
+    lane: usize,
 }
 
 impl RingMemory {
-    pub(crate) fn new_model(capacity: usize) -> Self {
-        let slots = (0..capacity / 8)
-            .map(|_| Slot {
-                length: AtomicI32::new(0),
-                msg_type: AtomicI32::new(0),
-                bytes: UnsafeCell::new([0; 8]),
-            })
-            .collect();
-        let counters = (0..Counter::COUNT).map(|_| AtomicU64::new(0)).collect();
+    pub(crate) fn new_model(capacity: usize, lanes: usize) -> Self {
+        let lane = || Lane {
+            slots: (0..capacity / 8)
+                .map(|_| Slot {
+                    length: AtomicI32::new(0),
+                    msg_type: AtomicI32::new(0),
+                    bytes: UnsafeCell::new([0; 8]),
+                })
+                .collect(),
+            counters: (0..Counter::COUNT).map(|_| AtomicU64::new(0)).collect(),
+        };
         let extension = (0..EXTENSION_LEN / 4).map(|_| AtomicU32::new(0)).collect();
         RingMemory {
             region: Arc::new(Region {
-                slots,
-                counters,
+                lanes: (0..lanes).map(|_| lane()).collect(),
                 extension,
+                summary: AtomicU64::new(0),
             }),
+            lane: 0,
         }
     }
 
+    pub(crate) fn lane(&self, lane: usize) -> RingMemory {
+        assert!(lane < self.region.lanes.len());
+        RingMemory {
+            region: self.region.clone(),
+            lane,
+        }
+    }
+
+    pub(crate) fn summary(&self) -> &AtomicU64 {
+        &self.region.summary
+    }
+
+    fn slots(&self) -> &[Slot] {
+        &self.region.lanes[self.lane].slots
+    }
+
     pub(crate) fn counter(&self, c: Counter) -> &AtomicU64 {
-        &self.region.counters[c as usize]
+        &self.region.lanes[self.lane].counters[c as usize]
     }
 
     pub(crate) fn length(&self, index: usize) -> &AtomicI32 {
         assert!(index % 8 == 0);
-        &self.region.slots[index / 8].length
+        &self.slots()[index / 8].length
     }
 
     pub(crate) fn msg_type(&self, index: usize) -> &AtomicI32 {
         assert!(index % 8 == 0);
-        &self.region.slots[index / 8].msg_type
+        &self.slots()[index / 8].msg_type
     }
 
     pub(crate) fn extension_u32(&self, word: usize) -> &AtomicU32 {
@@ -74,7 +100,7 @@ impl RingMemory {
     pub(crate) unsafe fn write(&self, index: usize, src: &[u8]) {
         assert!(index % 8 == 0);
         for (i, chunk) in src.chunks(8).enumerate() {
-            self.region.slots[index / 8 + i].bytes.with_mut(|p| {
+            self.slots()[index / 8 + i].bytes.with_mut(|p| {
                 // SAFETY: loom's cell hands out a valid pointer and checks exclusivity.
                 unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) }
             });
@@ -88,7 +114,7 @@ impl RingMemory {
         let mut buf = Vec::with_capacity(len.next_multiple_of(8));
         for i in 0..len.div_ceil(8) {
             // SAFETY: loom's cell hands out a valid pointer and checks for races.
-            self.region.slots[index / 8 + i]
+            self.slots()[index / 8 + i]
                 .bytes
                 .with(|p| buf.extend_from_slice(unsafe { &*p }));
         }
@@ -99,7 +125,7 @@ impl RingMemory {
     /// Same contract as the mapped version; loom checks it.
     pub(crate) unsafe fn zero(&self, index: usize, len: usize) {
         assert!(index % 8 == 0 && len % 8 == 0);
-        for slot in &self.region.slots[index / 8..(index + len) / 8] {
+        for slot in &self.slots()[index / 8..(index + len) / 8] {
             slot.length.store(0, Ordering::Relaxed);
             slot.msg_type.store(0, Ordering::Relaxed);
             // SAFETY: loom's cell hands out a valid pointer and checks exclusivity.

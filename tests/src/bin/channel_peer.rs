@@ -12,10 +12,12 @@
 //! * `channel_peer recv-park KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
 //!   `ready`, then waits in `recv` (parked, with a parking strategy) until killed.
 //! * `channel_peer stream KIND NOTIFIER IDLE TARGET SEED ID [COUNT]` — attaches a sender,
-//!   prints `attached`, and sends self-checking messages until killed (or COUNT of them).
-//! * `channel_peer claim-loop KIND NOTIFIER IDLE TARGET SEED ID` — attaches a sender,
-//!   prints `attached`, and until killed claims a self-checking message, writes it in
-//!   two halves with a 20 µs pause between them (so kills land inside claims), commits.
+//!   prints `attached`, and sends self-checking messages until killed (or COUNT of them,
+//!   or SIGUSR1: then it prints `sent N`, the number it sent, and exits).
+//! * `channel_peer claim-loop KIND NOTIFIER IDLE TARGET SEED ID [COUNT]` — attaches a sender,
+//!   prints `attached`, and until killed (or COUNT, or SIGUSR1 as `stream`) claims a
+//!   self-checking message, writes it in two halves with a 20 µs pause between them (so
+//!   kills and stops land inside claims), commits.
 //! * `channel_peer recv-print KIND NOTIFIER IDLE TARGET` — attaches the receiver, prints
 //!   `ready`, then the sequence number of every message it receives, one per line,
 //!   before it returns from the handler (so a printed message may be delivered again to
@@ -25,14 +27,36 @@
 //!
 //! Exits 0 on success, 1 with a message on any error.
 
+use shm_channel::ChannelKind;
 use shm_channel::{Receiver, Sender};
 use shm_idle::ParksOn;
-use shm_ring::RingKind;
 use shm_tests::{dispatch, MakeIdle, MAX_BODY};
 use std::io::Write;
+#[allow(clippy::disallowed_types)]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn send<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+// A process-local flag, not shared memory: the sync facade does not apply.
+#[allow(clippy::disallowed_types)]
+/// Set by SIGUSR1: the `stream` and `claim-loop` roles finish the message in hand, print
+/// how many they sent and exit.
+static FINISH: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    FINISH.store(true, Ordering::Relaxed);
+}
+
+/// Whether SIGUSR1 came; if so, reports `sent N` first.
+fn finished(sent: u64) -> bool {
+    if !FINISH.load(Ordering::Relaxed) {
+        return false;
+    }
+    println!("sent {sent}");
+    std::io::stdout().flush().ok();
+    true
+}
+
+fn send<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let [role, _, _, _, target, count, seed, id] = args else {
@@ -66,7 +90,7 @@ fn send<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     Ok(())
 }
 
-fn claim_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn claim_hang<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut tx: Sender<K, N, I> = Sender::open(&args[4], I::make()).map_err(|e| e.to_string())?;
@@ -78,7 +102,7 @@ fn claim_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Make
     Ok(())
 }
 
-fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn recv_hang<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut rx = attach_receiver::<K, N, I>(&args[4])?;
@@ -96,7 +120,7 @@ fn recv_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
     Ok(())
 }
 
-fn recv_park<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn recv_park<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut rx = attach_receiver::<K, N, I>(&args[4])?;
@@ -106,7 +130,7 @@ fn recv_park<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeI
 }
 
 /// The receiver at `target` (a segment name, or `-` for inherited fds).
-fn attach_receiver<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn attach_receiver<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     target: &str,
 ) -> Result<Receiver<K, N, I>, String> {
     match target {
@@ -116,7 +140,7 @@ fn attach_receiver<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> +
     .map_err(|e| e.to_string())
 }
 
-fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn attach_sender<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     target: &str,
 ) -> Result<Sender<K, N, I>, String> {
     let tx = match target {
@@ -131,16 +155,18 @@ fn attach_sender<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + M
 
 /// A writer of the `stream` and `claim-loop` roles: attached sender, its seed and id,
 /// the longest record body, and scratch buffers.
-struct Writer<K: RingKind, N: shm_channel::ChannelNotifier, I> {
+struct Writer<K: ChannelKind, N: shm_channel::ChannelNotifier, I> {
     tx: Sender<K, N, I>,
     seed: u64,
     id: u32,
     max: usize,
     rec: Vec<u8>,
     body: Vec<u8>,
+    /// How many messages to send (COUNT, or no limit).
+    count: u64,
 }
 
-impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Writer<K, N, I> {
+impl<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Writer<K, N, I> {
     fn attach(args: &[String]) -> Result<Self, String> {
         let [_, _, _, _, target, seed, id, ..] = args else {
             return Err("at least 6 arguments".into());
@@ -149,6 +175,10 @@ impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Wri
             seed.parse().map_err(|_| "seed")?,
             id.parse().map_err(|_| "id")?,
         );
+        let count = match args.get(7) {
+            Some(c) => c.parse().map_err(|_| "count")?,
+            None => u64::MAX,
+        };
         let tx: Sender<K, N, I> = attach_sender(target)?;
         let max = MAX_BODY.min(tx.max_message_len()) - 4;
         Ok(Writer {
@@ -158,6 +188,7 @@ impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Wri
             max,
             rec: Vec::new(),
             body: Vec::new(),
+            count,
         })
     }
 
@@ -168,26 +199,28 @@ impl<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle> Wri
     }
 }
 
-fn stream<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn stream<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut w = Writer::<K, N, I>::attach(args)?;
-    let count = match args.get(7) {
-        Some(c) => c.parse().map_err(|_| "count")?,
-        None => u64::MAX,
-    };
-    for seq in 0..count {
+    for seq in 0..w.count {
+        if finished(seq) {
+            break;
+        }
         w.message(seq);
         w.tx.send(&w.body).map_err(|e| format!("seq {seq}: {e}"))?;
     }
     Ok(())
 }
 
-fn claim_loop<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn claim_loop<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut w = Writer::<K, N, I>::attach(args)?;
-    for seq in 0.. {
+    for seq in 0..w.count {
+        if finished(seq) {
+            break;
+        }
         w.message(seq);
         let body = &w.body;
         let mut claim = loop {
@@ -209,7 +242,7 @@ fn claim_loop<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Make
     Ok(())
 }
 
-fn recv_print<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn recv_print<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let mut rx = attach_receiver::<K, N, I>(&args[4])?;
@@ -226,7 +259,7 @@ fn recv_print<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Make
     }
 }
 
-fn create_hang<K: RingKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+fn create_hang<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     args: &[String],
 ) -> Result<(), String> {
     let _rx: Receiver<K, N, I> = shm_channel::ChannelBuilder::new()
@@ -245,6 +278,8 @@ fn main() {
         std::process::exit(1);
     }
     let (kind, notifier, idle) = (args[1].as_str(), args[2].as_str(), args[3].as_str());
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
     let result = match args[0].as_str() {
         "send" | "send-hang" => dispatch!(kind, notifier, idle, send(&args)),
         "recv-hang" => dispatch!(kind, notifier, idle, recv_hang(&args)),

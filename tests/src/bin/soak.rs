@@ -15,10 +15,10 @@
 //! Child roles (the binary runs itself): `soak writer NAME NOTIFIER ID SEED COUNT` and
 //! `soak reader NAME NOTIFIER LEDGER COUNT` (COUNT 0: until `Disconnected`).
 
+use shm_channel::Mpsc;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, RecvError, SendError, Sender};
 use shm_idle::Backoff;
 use shm_notify::{Fifo, Futex, Semaphore};
-use shm_ring::Mpsc;
 use shm_tests::{unique_name, Peer, Rng, MAX_BODY};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -105,8 +105,6 @@ where
     );
     let mut rx: Receiver<Mpsc, N, Backoff> =
         Receiver::open(name, idle()).map_err(|e| format!("open: {e}"))?;
-    // Skip the claims of killed writers quickly (they never commit).
-    rx.set_unblock_after(Duration::from_millis(50));
     let max = MAX_BODY.min(rx.max_message_len()) - 4;
     println!("ready");
     let mut scratch = Vec::new();

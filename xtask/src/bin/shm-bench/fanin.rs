@@ -9,9 +9,9 @@ use crate::scenario::Sample;
 use crate::sys::{cpu_seconds, cpus, pin};
 use crate::transport::BACKOFF_MAX_PARK;
 use shm_channel::{ChannelBuilder, Event, Receiver, RecvError, Sender, WaitSet};
+use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Backoff, Blocking};
 use shm_notify::Fifo;
-use shm_ring::{Mpsc, RingKind, Spsc};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -158,7 +158,7 @@ pub fn measure(row: &str, dur: Duration, id: &str) -> Result<Sample, String> {
     })
 }
 
-fn send_for<K: RingKind>(target: &str, id: u32, dur: Duration) -> Result<(), String> {
+fn send_for<K: ChannelKind>(target: &str, id: u32, dur: Duration) -> Result<(), String> {
     let mut tx: Sender<K, Fifo, Backoff> =
         Sender::open(target, backoff()).map_err(|e| e.to_string())?;
     let mut msg = [0u8; 64];

@@ -2,10 +2,11 @@
 //! set up by the parent and attached by the child.
 
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
+use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Backoff, Blocking, BusySpin, EpollPark, ParksOn, Sleeping, Yielding};
 use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore};
 use shm_ring::sync::Ordering;
-use shm_ring::{Kind, Mpsc, RingKind, Segment, SegmentOptions, Spsc};
+use shm_ring::{Kind, Segment, SegmentOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -173,12 +174,12 @@ impl Endpoint for Stream {
 
 // ---------------------------------------------------------------- channels
 
-struct Chan<KT: RingKind, KR: RingKind, N: Notifier, I> {
+struct Chan<KT: ChannelKind, KR: ChannelKind, N: Notifier, I> {
     tx: Sender<KT, N, I>,
     rx: Receiver<KR, N, I>,
 }
 
-impl<KT: RingKind, KR: RingKind, N: Notifier, I: ParksOn<N>> Endpoint for Chan<KT, KR, N, I> {
+impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N>> Endpoint for Chan<KT, KR, N, I> {
     fn send(&mut self, msg: &[u8]) {
         self.tx.send(msg).unwrap();
     }
@@ -263,7 +264,7 @@ impl MakeIdle for EpollPark {
 }
 
 /// Forward channel (parent writes, ring `K`) and backward channel (child writes, SPSC).
-fn channel_parent<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
+fn channel_parent<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
     id: &str,
     capacity: usize,
 ) -> (Box<dyn Endpoint>, Vec<String>, Vec<OwnedFd>) {
@@ -282,7 +283,7 @@ fn channel_parent<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 's
     }
 }
 
-fn channel_child<K: RingKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
+fn channel_child<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle + 'static>(
     target: &str,
     fds: Vec<OwnedFd>,
 ) -> Box<dyn Endpoint> {

@@ -112,7 +112,7 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
 
     pub(crate) fn sent(&mut self) -> Result<(), SendError> {
         self.stats.sent += 1;
-        if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
+        if waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data)? {
             self.stats.notifies += 1;
         }
         Ok(())
@@ -262,7 +262,7 @@ impl<K: ChannelKind, N: Notifier> SendClaim<'_, K, N> {
         if waiter::fault::commit_skips_wake() {
             return Ok(()); // injected bug (loom builds only)
         }
-        if waiter::wake(self.link.word(Direction::Data), &*self.link.data)? {
+        if waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data)? {
             self.stats.notifies += 1;
         }
         Ok(())

@@ -50,8 +50,10 @@
 //! The engine (`engine.rs`) adds no ordering: it only sequences these steps.
 
 use crate::layout::WRITER_SLOTS;
+use crate::ChannelKind;
 use shm_notify::{Notifier, Wait};
 use shm_ring::sync::{fence, AtomicU32, Ordering};
+use shm_ring::Kind;
 use std::io;
 
 const NOTIFIED: u32 = 1;
@@ -254,6 +256,20 @@ pub(crate) fn wake<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::
     wake_after_fence(word, notifier)
 }
 
+/// Waker side after a publication that the ring already followed with a `SeqCst` fence
+/// (an `MpscLanes` commit fences to update the lane summary): the same as [`wake`]
+/// without a second fence.
+#[inline]
+pub(crate) fn wake_fenced<K: ChannelKind, N: Notifier + ?Sized>(
+    word: &AtomicU32,
+    notifier: &N,
+) -> io::Result<bool> {
+    match K::KIND {
+        Kind::Lanes => wake_after_fence(word, notifier),
+        _ => wake(word, notifier),
+    }
+}
+
 #[inline]
 fn wake_after_fence<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<bool> {
     let mut cur = word.load(Ordering::Relaxed);
@@ -291,6 +307,8 @@ pub mod fault {
 
         pub fn set(f: super::Fault) {
             FAULT.store(f as u8, Ordering::SeqCst);
+            // An MpscLanes commit's fence is the waker's fence too (`wake_fenced`).
+            shm_ring::sync::fault::set_skip_lane_fence(f == super::Fault::WakerFence);
         }
 
         pub fn is(f: super::Fault) -> bool {

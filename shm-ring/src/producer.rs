@@ -10,7 +10,7 @@
 use crate::kind::{Mpsc, RingKind};
 use crate::layout::{Counter, Kind};
 use crate::record::{align, HEADER_LEN, PADDING_TYPE};
-use crate::sync::{commit_ordering, fence, BodyMut, Ordering, RingMemory};
+use crate::sync::{commit_ordering, fence, lane_fence, BodyMut, Ordering, RingMemory};
 use crate::{Segment, SegmentError, WriteError};
 use std::marker::PhantomData;
 
@@ -391,13 +391,18 @@ impl<K: RingKind> Producer<K> {
     /// a lane's bit when it finds the lane empty, then fences and looks again; we fence
     /// between our commit and reading the bit. Of the two store-then-load sequences at
     /// least one sees the other's store, so a record is never left behind a clear bit.
+    ///
+    /// Returns after a `SeqCst` fence that follows the commit and any summary update, so
+    /// a caller's own store-then-load handshake (shm-channel's waiter word) needs no
+    /// second fence.
     #[inline(always)]
     fn mark_lane(&self) {
         let bit = 1u64 << self.lane;
         let summary = self.memory.summary();
-        fence(Ordering::SeqCst);
+        lane_fence();
         if summary.load(Ordering::Relaxed) & bit == 0 {
             summary.fetch_or(bit, Ordering::Release);
+            lane_fence();
         }
     }
 

@@ -167,6 +167,18 @@ pub mod fault {
 
     #[allow(clippy::disallowed_types)]
     static RELAXED_COMMIT: AtomicBool = AtomicBool::new(false);
+    #[allow(clippy::disallowed_types)]
+    static SKIP_LANE_FENCE: AtomicBool = AtomicBool::new(false);
+
+    /// Leave out the fence an `MpscLanes` producer makes after its commit (a bug on
+    /// purpose: it is the lane summary's fence and, in shm-channel, the waker's).
+    pub fn set_skip_lane_fence(on: bool) {
+        SKIP_LANE_FENCE.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn skip_lane_fence() -> bool {
+        SKIP_LANE_FENCE.load(Ordering::SeqCst)
+    }
 
     /// Publish record lengths with `Relaxed` instead of `Release` (a bug on purpose).
     pub fn set_relaxed_commit(on: bool) {
@@ -189,6 +201,16 @@ pub(crate) fn commit_ordering() -> Ordering {
     return fault::commit_ordering();
     #[cfg(not(shm_loom))]
     Ordering::Release
+}
+
+/// The `SeqCst` fence an `MpscLanes` producer makes after its commit.
+#[inline(always)]
+pub(crate) fn lane_fence() {
+    #[cfg(shm_loom)]
+    if fault::skip_lane_fence() {
+        return;
+    }
+    fence(Ordering::SeqCst);
 }
 
 /// True while a loom model unwinds after finding a failure: destructors must not touch

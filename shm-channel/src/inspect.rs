@@ -23,11 +23,11 @@ pub struct ChannelInfo {
     pub capacity: usize,
     /// Largest message.
     pub max_message_len: usize,
-    /// Position of the next byte to consume.
+    /// Position of the next byte to consume (MPSC: summed over the writers' lanes).
     pub head: u64,
-    /// Position after the last claimed byte.
+    /// Position after the last claimed byte (MPSC: summed over the lanes).
     pub tail: u64,
-    /// Bytes claimed and not yet consumed.
+    /// Bytes claimed and not yet consumed (MPSC: in all lanes).
     pub used: u64,
     /// The two heartbeat counters (consumer, producer), as the ends last set them.
     pub heartbeats: (u64, u64),
@@ -79,7 +79,12 @@ fn waiters(seg: &Segment, dir: Direction) -> (u32, bool) {
 /// ```
 pub fn inspect(name: &str) -> Result<ChannelInfo, ChannelError> {
     let seg = Segment::open(name)?;
-    let (head, tail) = (seg.counter(Counter::Head), seg.counter(Counter::Tail));
+    let sum = |c| {
+        (0..seg.lanes())
+            .map(|lane| seg.lane_counter(lane, c))
+            .sum::<u64>()
+    };
+    let (head, tail) = (sum(Counter::Head), sum(Counter::Tail));
     let (reader, writers) = liveness::ends(&seg);
     let (pid, _) = seg.creator();
     Ok(ChannelInfo {
@@ -90,7 +95,7 @@ pub fn inspect(name: &str) -> Result<ChannelInfo, ChannelError> {
         max_message_len: seg.max_message_len(),
         head,
         tail,
-        used: tail.saturating_sub(head),
+        used: seg.used_bytes() as u64,
         heartbeats: (
             seg.counter(Counter::ConsumerHeartbeat),
             seg.counter(Counter::ProducerHeartbeat),

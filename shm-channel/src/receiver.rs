@@ -103,6 +103,20 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         ]
     }
 
+    /// Attaches another writer end to this receiver's channel (loom models race two of
+    /// them for an SPSC channel's one slot).
+    #[cfg(shm_loom)]
+    #[doc(hidden)]
+    pub fn writer_attacher(
+        &self,
+    ) -> impl FnOnce() -> Result<crate::Sender<K, N, I>, crate::ChannelError>
+    where
+        I: Default,
+    {
+        let link = self.link.clone();
+        move || crate::builder::sender(&link, I::default())
+    }
+
     /// Counters of this end.
     pub fn stats(&self) -> Stats {
         self.engine.stats(self.stats)

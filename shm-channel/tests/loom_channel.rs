@@ -25,4 +25,5 @@ models!(
     mpsc_reader_parks_on_empty,
     mpsc_writers_park_on_full,
     mpsc_wakes_every_parked_writer,
+    spsc_writers_race_for_the_slot,
 );

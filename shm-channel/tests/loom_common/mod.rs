@@ -46,6 +46,37 @@ fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
+/// SPSC writer exclusivity: the first writer closed, two new ones race for the channel's
+/// one writer slot. Exactly one wins (the other gets `WriterAttached`), and what the
+/// winner sends arrives.
+pub fn spsc_writers_race_for_the_slot() {
+    check(None, || {
+        let (tx, mut rx) = pair::<Spsc>();
+        drop(tx);
+        let racers: Vec<_> = (0..2)
+            .map(|_| thread::spawn(rx.writer_attacher()))
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let mut won: Vec<Tx<Spsc>> = Vec::new();
+        for r in results {
+            match r {
+                Ok(tx) => won.push(tx),
+                Err(shm_channel::ChannelError::WriterAttached { .. }) => {}
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(
+            won.len(),
+            1,
+            "{} writers attached to an SPSC channel",
+            won.len()
+        );
+        won[0].send(&msg(7)).unwrap();
+        assert_eq!(rx.recv_vec().unwrap(), msg(7));
+        finish(rx, won);
+    });
+}
+
 /// SPSC, the reader parks on an empty ring; the writer sends two messages.
 pub fn spsc_reader_parks_on_empty() {
     check(None, || {

@@ -1,7 +1,6 @@
 //! The sending end.
 
 use crate::engine::{self, Engine, Op};
-use crate::fork::Born;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
@@ -131,8 +130,12 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         self.sent()
     }
 
-    /// `TooLong` unless `msg` fits this channel.
+    /// `TooLong` unless `msg` fits this channel; `Forked` in a child forked since this
+    /// end was made. Every blocking send runs it first.
     pub(crate) fn check_len(&self, msg: &[u8]) -> Result<(), SendError> {
+        if self.slot.forked() {
+            return Err(SendError::Forked);
+        }
         let max = self.producer.max_message_len();
         match msg.len() > max {
             true => Err(SendError::TooLong {
@@ -153,7 +156,6 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
             producer: &mut self.producer,
             link: &self.link,
             me: self.slot.sleeper(),
-            born: self.slot.born(),
             msg,
         };
         (op, &mut self.engine, &mut self.idle)
@@ -187,7 +189,6 @@ pub(crate) struct SendOp<'a, K: ChannelKind, N> {
     producer: &'a mut Producer<K>,
     link: &'a Link<N>,
     me: Sleeper,
-    born: Born,
     msg: &'a [u8],
 }
 
@@ -196,9 +197,6 @@ impl<K: ChannelKind, N: Notifier> Op for SendOp<'_, K, N> {
     type Error = SendError;
 
     fn attempt(&mut self) -> Option<Result<(), SendError>> {
-        if self.born.forked() {
-            return Some(Err(SendError::Forked));
-        }
         if liveness::reader_closed(&self.link.segment) {
             return Some(Err(SendError::Disconnected));
         }

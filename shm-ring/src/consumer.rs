@@ -591,18 +591,6 @@ impl<K: RingKind> Consumer<K> {
         }
         Ok(any)
     }
-
-    /// Generic form of [`Consumer::<Mpsc>::unblock_stalled`] for code generic over the
-    /// ring kind. An SPSC ring has no claims of other producers to repair (its single
-    /// producer's unfinished record can only be abandoned with the ring), so there it
-    /// always returns `Ok(false)`.
-    pub fn repair_stalled(&mut self, timeout: Duration) -> Result<bool, ReadError> {
-        if K::KIND == crate::Kind::Mpsc {
-            self.unblock_stalled_any(timeout)
-        } else {
-            Ok(false)
-        }
-    }
 }
 
 /// Bytes a record of `len` body bytes occupies in the ring.

@@ -39,15 +39,19 @@ pub struct ChannelInfo {
     pub reader: EndState,
     /// Writer slots that are not free.
     pub writers: Vec<EndState>,
-    /// Creator's pid, and whether it still runs.
+    /// Creator's pid (in its own PID namespace), and whether it still holds the channel
+    /// (its creator lock is held; unknown counts as alive).
     pub creator: (u32, bool),
+    /// No live process holds the channel: its creator and every end have exited or let
+    /// go (the kernel's end locks say so; an error while asking says "not stale").
+    pub stale: bool,
 }
 
 impl ChannelInfo {
-    /// Stale: the creator is dead, so no one will remove the name (see
+    /// Stale: no live process holds it, so no one will remove the name (see
     /// [`is_stale`](crate::is_stale)).
     pub fn is_stale(&self) -> bool {
-        !self.creator.1
+        self.stale
     }
 
     /// Fill level in percent of the capacity.
@@ -108,6 +112,7 @@ pub fn inspect(name: &str) -> Result<ChannelInfo, ChannelError> {
             .filter(|w| *w != EndState::Free)
             .collect(),
         creator: (pid, seg.is_creator_alive()),
+        stale: seg.any_locked().is_ok_and(|held| !held),
     })
 }
 

@@ -22,6 +22,9 @@ pub(crate) const WRITER_SLOTS: usize = 16;
 pub(crate) const SLOT_WORDS: usize = 4;
 /// Set once any writer has attached (so "no live writer" means "all gone").
 pub(crate) const WRITERS_EVER: usize = 9 * LINE;
+/// The PID namespace (inode, 0 if unknown) of each slot's holder, by slot index (reader
+/// 0, writer `i` at `1 + i`): a recorded pid is only meaningful in its own namespace.
+pub(crate) const PIDNS_AT: usize = 10 * LINE;
 
 /// Which way a wake-up goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,4 +52,8 @@ impl Direction {
     }
 }
 
-const _: () = assert!(WRITERS_EVER < 2048 / 4 && WRITER_SLOTS * SLOT_WORDS <= 2 * LINE);
+const _: () = assert!(
+    PIDNS_AT + 1 + WRITER_SLOTS <= 11 * LINE
+        && 11 * LINE <= 2048 / 4
+        && WRITER_SLOTS * SLOT_WORDS <= 2 * LINE
+);

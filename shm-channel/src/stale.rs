@@ -5,11 +5,13 @@ use crate::notifiers::{fifo_path, is_fifo};
 use crate::ChannelError;
 use shm_ring::{Segment, SegmentError};
 
-/// Whether the named channel is stale: its segment's creator is dead, or its segment is
-/// gone while its FIFOs are still there. Such a channel is what a creator killed with
-/// SIGKILL leaves; [`ChannelBuilder::reclaim_stale`](crate::ChannelBuilder::reclaim_stale)
-/// replaces it. A channel whose creator lives is never stale. `NotFound` when there is
-/// nothing of that name.
+/// Whether the named channel is stale: no live process holds its segment (its creator
+/// and every end are gone: the kernel's end locks say so, in any PID namespace), or its
+/// segment is gone while its FIFOs are still there. Such a channel is what ends killed
+/// with SIGKILL leave; [`ChannelBuilder::reclaim_stale`](crate::ChannelBuilder::reclaim_stale)
+/// replaces it. A channel that a live process holds is never stale; an error while
+/// asking (out of fds, say) is returned, never taken for "stale". `NotFound` when there
+/// is nothing of that name.
 ///
 /// ```
 /// use shm_channel::{is_stale, ChannelBuilder, Receiver, Spsc};

@@ -15,7 +15,7 @@ use std::fmt;
 /// First eight bytes of every segment: `b"SHMRING1"` read as a native-endian u64.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMRING1");
 /// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Size of the header page.
 pub const HEADER_LEN: usize = 4096;
 /// Offset of the opaque extension area in the header page (shm-channel's waiter words,
@@ -53,6 +53,9 @@ pub(crate) const OFF_CREATOR_PID: usize = 36;
 pub(crate) const OFF_CREATOR_START: usize = 40;
 pub(crate) const OFF_TOTAL_LEN: usize = 48;
 pub(crate) const OFF_LANES: usize = 56;
+
+/// Header flag: the creator holds the creator's end lock (named segments).
+pub(crate) const FLAG_CREATOR_LOCK: u32 = 1;
 
 /// Which record protocol a segment's ring uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -54,5 +54,7 @@ pub use kind::{Mpsc, MpscLanes, RingKind, Spsc};
 pub use layout::{Counter, Kind, LAYOUT_VERSION};
 pub use producer::{Claim, Producer};
 #[cfg(not(shm_loom))]
-pub use segment::{process, validate_name, STAGING_PREFIX};
+pub use segment::{abandoned_staging_files, process, validate_name};
+#[cfg(not(shm_loom))]
+pub use segment::{EndLock, END_LOCKS, STAGING_PREFIX};
 pub use segment::{Extension, Heartbeat, OpenOptions, Segment, SegmentOptions};

@@ -15,6 +15,8 @@ use crate::SegmentError;
 use std::sync::{Arc, Mutex};
 
 #[cfg(not(shm_loom))]
+mod lock;
+#[cfg(not(shm_loom))]
 mod name;
 #[cfg(not(shm_loom))]
 mod os;
@@ -23,8 +25,10 @@ pub mod process;
 #[cfg(not(shm_loom))]
 mod staging;
 #[cfg(not(shm_loom))]
-pub use staging::STAGING_PREFIX;
+pub use staging::{abandoned_staging_files, STAGING_PREFIX};
 
+#[cfg(not(shm_loom))]
+pub use lock::{EndLock, END_LOCKS};
 #[cfg(not(shm_loom))]
 pub use name::validate_name;
 

@@ -554,21 +554,7 @@ fn creator_killed_at_random_points() {
     }
     eprintln!("{stale} of {} kills left a stale channel", rounds());
     // Each round's reclaiming create swept the staging file its killed creator left.
-    let dead: Vec<_> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
-            let Some(rest) = n.strip_prefix(shm_ring::STAGING_PREFIX) else {
-                return false;
-            };
-            let mut f = rest.split('-').map(|x| x.parse::<u64>().ok());
-            match (f.next().flatten(), f.next().flatten()) {
-                (Some(pid), Some(start)) => !shm_ring::process::is_alive(pid as u32, start),
-                _ => false,
-            }
-        })
-        .collect();
+    let dead = shm_ring::abandoned_staging_files();
     assert!(
         dead.is_empty(),
         "staging files of dead creators left: {dead:?}"

@@ -1,6 +1,7 @@
 //! The operating-system side of a segment: shm_open / memfd, seals, mapping, and the
 //! header that the creator writes and every opener validates.
 
+use super::lock::{self, EndLock};
 use super::{process, staging, validate_name, OpenOptions, Segment, SegmentOptions};
 use crate::layout::*;
 use crate::sync::{AtomicU64, Ordering, RingMemory};
@@ -25,6 +26,10 @@ pub(super) struct OsSegment {
     /// Set only in the creator of a named segment that should unlink on drop.
     unlink: Option<CString>,
     creator: (u32, u64),
+    /// The header says the creator holds the creator lock (so it, not the pid, decides).
+    creator_lock_flag: bool,
+    /// The creator's lock, held by the creator for as long as its handles live.
+    _creator_lock: Option<EndLock>,
 }
 
 impl Drop for OsSegment {
@@ -34,6 +39,18 @@ impl Drop for OsSegment {
             // the creator's to remove.
             if self.creator.0 != std::process::id() {
                 return;
+            }
+            // Only our own file: the name may have been removed and reused since.
+            match shm_open(path.as_c_str(), OFlag::O_RDONLY, Mode::empty()) {
+                Ok(f) if lock::same_file(f.as_fd(), self.fd.as_fd()) => {}
+                Ok(_) | Err(Errno::ENOENT) => {
+                    tracing::debug!(name = ?self.name, "name no longer ours: left alone");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(name = ?self.name, error = %e, "cannot check the name: left alone");
+                    return;
+                }
             }
             match shm_unlink(path.as_c_str()) {
                 Ok(()) | Err(Errno::ENOENT) => {
@@ -69,7 +86,7 @@ impl OsSegment {
         size_file(&fd, geometry)?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| SegmentError::io("F_ADD_SEALS", e))?;
-        let seg = initialise(fd, None, None, opts, geometry)?;
+        let seg = initialise(fd, None, None, None, opts, geometry)?;
         tracing::debug!(capacity = geometry.capacity(), kind = %opts.kind(), "anonymous segment created");
         Ok(seg)
     }
@@ -93,6 +110,7 @@ fn initialise(
     fd: OwnedFd,
     name: Option<String>,
     unlink: Option<CString>,
+    creator_lock: Option<EndLock>,
     opts: &SegmentOptions,
     geometry: Geometry,
 ) -> Result<(OsSegment, RingMemory), SegmentError> {
@@ -109,7 +127,12 @@ fn initialise(
         }
     }
     let pid = std::process::id();
-    let start = process::start_time(pid).unwrap_or(0);
+    let start = process::own_start_time();
+    let flags = if creator_lock.is_some() {
+        FLAG_CREATOR_LOCK
+    } else {
+        0
+    };
     let base = map.as_mut_ptr();
     // SAFETY: the mapping is `segment_len` bytes, larger than the header page; the file is
     // new (O_EXCL or memfd), so no other process has a valid view yet: the header is
@@ -123,7 +146,7 @@ fn initialise(
         base.add(OFF_NOTIFIER_KIND)
             .cast::<u32>()
             .write(opts.notifier_kind);
-        base.add(OFF_FLAGS).cast::<u32>().write(0);
+        base.add(OFF_FLAGS).cast::<u32>().write(flags);
         base.add(OFF_CAPACITY)
             .cast::<u64>()
             .write(geometry.capacity() as u64);
@@ -141,7 +164,9 @@ fn initialise(
         // Publish: an opener that sees the magic sees the fields (Acquire in `read_header`).
         AtomicU64::from_ptr(base.add(OFF_MAGIC).cast()).store(MAGIC, Ordering::Release);
     }
-    Ok(finish(map, fd, name, unlink, geometry, (pid, start)))
+    let (mut os, memory) = finish(map, fd, name, unlink, geometry, (pid, start), flags);
+    os._creator_lock = creator_lock;
+    Ok((os, memory))
 }
 
 fn finish(
@@ -151,6 +176,7 @@ fn finish(
     unlink: Option<CString>,
     geometry: Geometry,
     creator: (u32, u64),
+    flags: u32,
 ) -> (OsSegment, RingMemory) {
     let map = Arc::new(map);
     let base = map.as_mut_ptr();
@@ -177,6 +203,8 @@ fn finish(
             name,
             unlink,
             creator,
+            creator_lock_flag: flags & FLAG_CREATOR_LOCK != 0,
+            _creator_lock: None,
         },
         memory,
     )
@@ -189,6 +217,7 @@ struct Header {
     notifier_kind: u32,
     geometry: Geometry,
     creator: (u32, u64),
+    flags: u32,
 }
 
 /// Reads and validates the header of a mapping of `file_len` bytes.
@@ -261,6 +290,7 @@ fn read_header(map: &MmapRaw, file_len: usize) -> Result<Header, SegmentError> {
         notifier_kind: field(OFF_NOTIFIER_KIND),
         geometry,
         creator: (field(OFF_CREATOR_PID), field64(OFF_CREATOR_START)),
+        flags: field(OFF_FLAGS),
     })
 }
 
@@ -275,7 +305,15 @@ fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
     }
     let map = map(&fd, file_len)?;
     let header = read_header(&map, file_len)?;
-    let (os, memory) = finish(map, fd, name, None, header.geometry, header.creator);
+    let (os, memory) = finish(
+        map,
+        fd,
+        name,
+        None,
+        header.geometry,
+        header.creator,
+        header.flags,
+    );
     tracing::debug!(name = ?os.name, kind = %header.kind, capacity = header.geometry.capacity(), "segment attached");
     Ok(Segment::from_parts(
         memory,
@@ -309,22 +347,25 @@ impl Segment {
         match Segment::is_stale(name) {
             Err(SegmentError::NotFound(_)) => {}
             Ok(true) if opts.reclaim_stale => {}
+            // Out of fds, no permission...: the error it is, not "exists".
+            Err(e @ SegmentError::Io { .. }) => return Err(e),
             _ => return Err(SegmentError::AlreadyExists(name.to_owned())),
         }
         // Built under a staging name, published by an atomic no-replace rename: the name
         // never shows a half-initialised segment (see `staging`).
         staging::sweep();
-        let staged = staging::staging_name();
-        let fd = shm_open(
-            staged.as_c_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            mode,
-        )
-        .map_err(|e| SegmentError::io("shm_open", e))?;
+        let (staged, fd, creator_lock) = staging::make(mode)?;
         let guard = UnlinkOnError(Some(&staged));
         fchmod(&fd, mode).map_err(|e| SegmentError::io("fchmod", e))?;
         size_file(&fd, geometry)?;
-        let (mut os, memory) = initialise(fd, Some(name.to_owned()), None, opts, geometry)?;
+        let (mut os, memory) = initialise(
+            fd,
+            Some(name.to_owned()),
+            None,
+            Some(creator_lock),
+            opts,
+            geometry,
+        )?;
         let mut published = staging::publish(&staged, &path);
         if published == Err(Errno::EEXIST) && opts.reclaim_stale && Segment::is_stale(name)? {
             tracing::warn!(name, "reclaiming a stale segment (its creator is dead)");
@@ -397,13 +438,22 @@ impl Segment {
         attach(fd, None)
     }
 
-    /// Whether the named segment is stale: a valid segment whose creating process is no
-    /// longer running (pid and start time). Such a name is left behind when a creator is
-    /// killed before it can unlink; [`SegmentOptions::reclaim_stale`] or
-    /// [`Segment::unlink`] removes it. A live creator's segment is never stale.
+    /// Whether the named segment is stale: a valid segment that no live process holds:
+    /// its creator and every end that took an end lock ([`Segment::lock_end`]) have
+    /// exited or let go. Such a name is left behind when a creator is killed before it can
+    /// unlink; [`SegmentOptions::reclaim_stale`] or [`Segment::unlink`] removes it. The
+    /// answer comes from locks the kernel holds for live processes, so it is right across
+    /// PID namespaces and without `/proc`; an error while asking is returned as the
+    /// error, never as "stale".
     pub fn is_stale(name: &str) -> Result<bool, SegmentError> {
         let seg = Segment::open_with(name, &OpenOptions::default().allow_other_users(true))?;
-        Ok(!seg.is_creator_alive())
+        if seg.inner.os.creator_lock_flag {
+            return Ok(!seg.any_locked()?);
+        }
+        // A creator without a lock (anonymous, or a hand-made header): pid and start
+        // time, where unknown is not stale.
+        let (pid, start) = seg.creator();
+        Ok(!seg.any_locked()? && process::presence(pid, start) == process::Presence::Gone)
     }
 
     /// Removes the name of a segment (for instance a stale one whose creator died).
@@ -427,10 +477,18 @@ impl Segment {
         self.inner.os.creator
     }
 
-    /// Whether the creating process is still running (pid and start time both match).
+    /// Whether the creator still holds the segment: its creator lock is held (named
+    /// segments), else its pid still runs with the recorded start time. Unknown (an
+    /// error while asking) counts as alive.
     pub fn is_creator_alive(&self) -> bool {
+        if self.inner.os.creator_lock_flag {
+            return self.creator_locked().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "creator lock unreadable: presumed alive");
+                true
+            });
+        }
         let (pid, start) = self.creator();
-        process::is_alive(pid, start)
+        process::presence(pid, start).may_run()
     }
 
     /// Length of the mapping in bytes.

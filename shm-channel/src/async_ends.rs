@@ -192,7 +192,9 @@ impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> 
     /// they committed was read (the same rules as [`Receiver::recv`]).
     pub async fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         let (mut op, engine, _) = self.rx.op(f);
-        wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await
+        wait(engine, &self.link, &self.fd, &mut self.watch, &mut op)
+            .await
+            .map_err(|e| e.or_truncated(&self.link.segment))
     }
 
     /// Receives one message as an owned buffer.
@@ -232,8 +234,10 @@ impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
     pub async fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.tx.check_len(msg)?;
         let (mut op, engine, _) = self.tx.op(msg);
-        wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await?;
-        self.tx.sent()
+        match wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await {
+            Ok(()) => self.tx.sent(),
+            Err(e) => Err(e.or_truncated(&self.link.segment)),
+        }
     }
 
     /// The wrapped sender.

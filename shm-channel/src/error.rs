@@ -83,7 +83,14 @@ pub enum SendError {
     /// This end was made in the parent of this (forked) process; it stays the parent's.
     #[error("{FORKED}")]
     Forked,
+    /// Another process truncated the channel's file: pages of it are lost (the message
+    /// of this call may be among them). Every later call fails too; make a new channel.
+    #[error("{TRUNCATED}")]
+    Truncated,
 }
+
+const TRUNCATED: &str =
+    "the channel's segment was truncated by another process: its pages are lost";
 
 const FORKED: &str =
     "this end belongs to the process that made it; a forked child must open an end of its own";
@@ -110,4 +117,37 @@ pub enum RecvError {
     /// This end was made in the parent of this (forked) process; it stays the parent's.
     #[error("{FORKED}")]
     Forked,
+    /// Another process truncated the channel's file: pages of it are lost (a message
+    /// this call handed over may have read zeros in their place: treat it as void).
+    /// Every later call fails too; make a new channel.
+    #[error("{TRUNCATED}")]
+    Truncated,
+}
+
+impl SendError {
+    /// This error, or `Truncated` if the segment lost pages (then that is the cause).
+    pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> SendError {
+        match self {
+            SendError::Full | SendError::Truncated | SendError::Forked => self,
+            e if seg.is_truncated() || seg.is_shrunk() => {
+                tracing::debug!(error = %e, "reported as truncated");
+                SendError::Truncated
+            }
+            e => e,
+        }
+    }
+}
+
+impl RecvError {
+    /// This error, or `Truncated` if the segment lost pages (then that is the cause).
+    pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> RecvError {
+        match self {
+            RecvError::Empty | RecvError::Truncated | RecvError::Forked => self,
+            e if seg.is_truncated() || seg.is_shrunk() => {
+                tracing::debug!(error = %e, "reported as truncated");
+                RecvError::Truncated
+            }
+            e => e,
+        }
+    }
 }

@@ -41,7 +41,12 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// and `Disconnected` comes once every writer is gone (closed, or found dead by the
     /// liveness check, which runs four times per detection interval while polls come up
     /// empty) and everything they committed was delivered.
-    pub fn poll(
+    pub fn poll(&mut self, limit: usize, handler: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        self.poll_inner(limit, handler)
+            .map_err(|e| e.or_truncated(&self.link.segment))
+    }
+
+    fn poll_inner(
         &mut self,
         limit: usize,
         mut handler: impl FnMut(&[u8]),
@@ -135,7 +140,9 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     ) -> Result<R, RecvError> {
         let (mut op, engine, idle) = self.op(f);
         let link = op.end.link;
-        engine.wait(link, idle, &mut op, deadline)
+        engine
+            .wait(link, idle, &mut op, deadline)
+            .map_err(|e| e.or_truncated(&link.segment))
     }
 
     /// The operation of receiving one message into `f`, for the wait engine, with the
@@ -179,15 +186,25 @@ impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
         if self.born.forked() {
             return Err(RecvError::Forked);
         }
+        let truncated = || self.link.segment.is_truncated();
+        if truncated() {
+            return Err(RecvError::Truncated);
+        }
         let n = self
             .consumer
             .read(limit, |_, m| handler(m))
             .map_err(read_error)?;
         if n > 0 {
+            let woke = waiter::wake(self.link.word(Direction::Space), &*self.link.space);
+            if truncated() {
+                return Err(RecvError::Truncated);
+            }
             self.stats.received += n as u64;
-            if waiter::wake(self.link.word(Direction::Space), &*self.link.space)? {
+            if woke? {
                 self.stats.notifies += 1;
             }
+        } else if truncated() {
+            return Err(RecvError::Truncated);
         }
         Ok(n)
     }

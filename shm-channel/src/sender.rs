@@ -48,8 +48,16 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     /// Sends `msg` if there is space now; never blocks. On `Err` the caller still has the
     /// message.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.try_send_inner(msg)
+            .map_err(|e| e.or_truncated(&self.link.segment))
+    }
+
+    fn try_send_inner(&mut self, msg: &[u8]) -> Result<(), SendError> {
         if self.slot.forked() {
             return Err(SendError::Forked);
+        }
+        if self.link.segment.is_truncated() {
+            return Err(SendError::Truncated);
         }
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
@@ -79,13 +87,16 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         if self.slot.forked() {
             return Err(SendError::Forked);
         }
+        if self.link.segment.is_truncated() {
+            return Err(SendError::Truncated);
+        }
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
         }
         let claim = match self.producer.try_claim(MSG, len) {
             Ok(c) => c,
             Err(WriteError::Full) => return Err(SendError::Full),
-            Err(e) => return Err(write_error(e)),
+            Err(e) => return Err(write_error(e).or_truncated(&self.link.segment)),
         };
         Ok(SendClaim {
             claim,
@@ -110,8 +121,13 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     }
 
     pub(crate) fn sent(&mut self) -> Result<(), SendError> {
+        let woke = waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data);
+        // A store into a page lost to truncation "succeeded" into a zero page.
+        if self.link.segment.is_truncated() {
+            return Err(SendError::Truncated);
+        }
         self.stats.sent += 1;
-        if waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data)? {
+        if woke? {
             self.stats.notifies += 1;
         }
         Ok(())
@@ -123,11 +139,13 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         msg: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
-        self.check_len(msg)?;
-        let (mut op, engine, idle) = self.op(msg);
-        let link = op.link;
-        engine.wait(link, idle, &mut op, deadline)?;
-        self.sent()
+        let sent = self.check_len(msg).and_then(|()| {
+            let (mut op, engine, idle) = self.op(msg);
+            let link = op.link;
+            engine.wait(link, idle, &mut op, deadline)
+        });
+        sent.and_then(|()| self.sent())
+            .map_err(|e| e.or_truncated(&self.link.segment))
     }
 
     /// `TooLong` unless `msg` fits this channel; `Forked` in a child forked since this
@@ -135,6 +153,9 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     pub(crate) fn check_len(&self, msg: &[u8]) -> Result<(), SendError> {
         if self.slot.forked() {
             return Err(SendError::Forked);
+        }
+        if self.link.segment.is_truncated() {
+            return Err(SendError::Truncated);
         }
         let max = self.producer.max_message_len();
         match msg.len() > max {
@@ -255,12 +276,20 @@ impl<K: ChannelKind, N: Notifier> SendClaim<'_, K, N> {
 
     /// Publishes the message and wakes the reader if it sleeps.
     pub fn commit(self) -> Result<(), SendError> {
-        self.claim.commit().map_err(write_error)?;
-        self.stats.sent += 1;
+        let seg = &self.link.segment;
+        self.claim
+            .commit()
+            .map_err(|e| write_error(e).or_truncated(seg))?;
         if waiter::fault::commit_skips_wake() {
+            self.stats.sent += 1;
             return Ok(()); // injected bug (loom builds only)
         }
-        if waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data)? {
+        let woke = waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data);
+        if self.link.segment.is_truncated() {
+            return Err(SendError::Truncated);
+        }
+        self.stats.sent += 1;
+        if woke? {
             self.stats.notifies += 1;
         }
         Ok(())

@@ -66,6 +66,10 @@ pub enum SegmentError {
     /// An anonymous segment arrived without the seals that stop a peer from shrinking it.
     #[error("memfd segment is not sealed against shrinking (seals {0:#x})")]
     Unsealed(i32),
+    /// An fd handed over is not a shared-memory segment's file (a regular file, a pipe,
+    /// a directory...): only a sealed memfd or a file of `/dev/shm` is mapped.
+    #[error("fd is not a shared-memory segment: {0}")]
+    NotSegmentFd(String),
     /// The segment holds another kind of ring than the caller asked for.
     #[error("ring kind mismatch: caller expects {expected}, segment is {found}")]
     KindMismatch {

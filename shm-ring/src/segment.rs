@@ -23,6 +23,8 @@ mod os;
 #[cfg(not(shm_loom))]
 pub mod process;
 #[cfg(not(shm_loom))]
+mod sigbus;
+#[cfg(not(shm_loom))]
 mod staging;
 #[cfg(not(shm_loom))]
 pub use staging::{abandoned_staging_files, STAGING_PREFIX};
@@ -268,6 +270,30 @@ impl Segment {
                 #[cfg(not(shm_loom))]
                 os,
             }),
+        }
+    }
+
+    /// Whether a page of this segment was lost because another process truncated its
+    /// file (a named segment, or an unsealed fd handed over). The process survives such
+    /// a fault: the page reads as zeros from then on, and this says so, so that every
+    /// call of an end built on it can fail (shm-channel's ends return `Truncated`).
+    /// Always `false` for memfd segments, sealed against shrinking.
+    ///
+    /// ```
+    /// use shm_ring::{Kind, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64))?;
+    /// assert!(!seg.is_truncated());
+    /// # Ok::<(), shm_ring::SegmentError>(())
+    /// ```
+    #[inline]
+    pub fn is_truncated(&self) -> bool {
+        #[cfg(not(shm_loom))]
+        {
+            self.inner.os.sigbus.as_ref().is_some_and(|g| g.broken())
+        }
+        #[cfg(shm_loom)]
+        {
+            false
         }
     }
 

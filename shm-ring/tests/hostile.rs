@@ -4,7 +4,7 @@
 
 use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc, WriteError};
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
@@ -43,7 +43,14 @@ fn intact_segment_opens() {
         (s.kind(), s.capacity(), s.max_message_len()),
         (Kind::Spsc, 4096, 512)
     );
-    assert!(s.is_creator_alive());
+    // The creator dropped its handle (its process lives on): it holds the segment no
+    // more, so the segment is stale.
+    assert!(!s.is_creator_alive());
+    let name = unique("alive");
+    let creator = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+    assert!(Segment::open(&name).unwrap().is_creator_alive());
+    assert!(!Segment::is_stale(&name).unwrap());
+    drop(creator);
 }
 
 #[test]
@@ -173,6 +180,39 @@ fn unsealed_memfd_is_refused() {
         Segment::from_fd(fd),
         Err(SegmentError::Unsealed(_))
     ));
+}
+
+#[test]
+fn fds_that_are_not_segments_are_refused() {
+    // A regular file holding a valid segment image: the layout is right, the file is not.
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+    let image = std::fs::read(format!("/proc/self/fd/{}", seg.as_fd().as_raw_fd())).unwrap();
+    let path = std::env::temp_dir().join(unique("regular"));
+    std::fs::write(&path, &image).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let refused = Segment::from_fd(file.into());
+    assert!(
+        matches!(
+            refused,
+            Err(SegmentError::NotSegmentFd(_) | SegmentError::Unsealed(_))
+        ),
+        "{refused:?}"
+    );
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    assert!(matches!(
+        Segment::from_fd(r),
+        Err(SegmentError::NotSegmentFd(_))
+    ));
+    // A named segment's fd is accepted (and guarded against truncation).
+    let name = unique("namedfd");
+    let named = Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+    let dup = named.as_fd().try_clone_to_owned().unwrap();
+    assert_eq!(Segment::from_fd(dup).unwrap().capacity(), 64);
 }
 
 /// Writes one record, then overwrites its header with `(length, type)`.

@@ -72,6 +72,11 @@ impl Peer {
         self.0.as_ref().map_or(0, Child::id)
     }
 
+    /// Takes the child's piped stderr.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.0.as_mut()?.stderr.take()
+    }
+
     /// Takes the child's piped stdout (for a reader that outlives many lines).
     pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
         self.0.as_mut()?.stdout.take()
@@ -338,4 +343,40 @@ pub fn read_line(p: &mut Peer) -> String {
         line.push(byte[0] as char);
     }
     line.trim().to_owned()
+}
+
+/// Uses up this process's fds (for the fd-exhaustion tests): lowers the soft
+/// `RLIMIT_NOFILE` to just above the highest open fd and opens `/dev/null` until `EMFILE`,
+/// leaving `spare` of them closed again. Returns how many stay open.
+pub fn exhaust_fds(spare: usize) -> usize {
+    use std::os::fd::IntoRawFd;
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+        })
+        .unwrap_or(1023);
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .expect("getrlimit");
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        (highest + 1).min(hard),
+        hard,
+    )
+    .expect("setrlimit");
+    let mut opened = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => opened.push(f.into_raw_fd()),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("open /dev/null: {e}"),
+        }
+    }
+    for fd in opened.drain(opened.len().saturating_sub(spare)..) {
+        // SAFETY: fd was opened above and is owned by nothing else.
+        unsafe { libc::close(fd) };
+    }
+    opened.len()
 }

@@ -51,9 +51,7 @@ fn peer_in_namespace(own_proc: bool, args: &[&str]) -> Peer {
 }
 
 fn builder() -> ChannelBuilder {
-    ChannelBuilder::new()
-        .capacity(4096)
-        .detect_interval(DETECT)
+    ChannelBuilder::new().capacity(4096).detect_interval(DETECT)
 }
 
 /// Receives and checks producer 0's messages until `until`, `Disconnected` (returned as
@@ -112,7 +110,16 @@ fn transfer(own_proc: bool, test: &str) {
     let seed = 0x5EED_0001;
     let mut w = peer_in_namespace(
         own_proc,
-        &["stream", "spsc", "futex", "backoff", &name, &seed.to_string(), "0", "100000"],
+        &[
+            "stream",
+            "spsc",
+            "futex",
+            "backoff",
+            &name,
+            &seed.to_string(),
+            "0",
+            "100000",
+        ],
     );
     assert_eq!(read_line(&mut w), "attached");
     let mut next = 0;
@@ -123,12 +130,18 @@ fn transfer(own_proc: bool, test: &str) {
 
 #[test]
 fn transfer_from_another_pid_namespace_with_its_own_proc() {
-    transfer(true, "transfer_from_another_pid_namespace_with_its_own_proc");
+    transfer(
+        true,
+        "transfer_from_another_pid_namespace_with_its_own_proc",
+    );
 }
 
 #[test]
 fn transfer_from_another_pid_namespace_with_the_hosts_proc() {
-    transfer(false, "transfer_from_another_pid_namespace_with_the_hosts_proc");
+    transfer(
+        false,
+        "transfer_from_another_pid_namespace_with_the_hosts_proc",
+    );
 }
 
 /// A live writer in another namespace stays alive for 15 detection intervals (a parked
@@ -144,7 +157,15 @@ fn writer_killed(own_proc: bool, test: &str) {
     let seed = 0x5EED_0002;
     let mut w = peer_in_namespace(
         own_proc,
-        &["stream", "mpsc", "fifo", "blocking", &name, &seed.to_string(), "0"],
+        &[
+            "stream",
+            "mpsc",
+            "fifo",
+            "blocking",
+            &name,
+            &seed.to_string(),
+            "0",
+        ],
     );
     assert_eq!(read_line(&mut w), "attached");
     let mut next = 0;
@@ -167,12 +188,18 @@ fn writer_killed(own_proc: bool, test: &str) {
 
 #[test]
 fn writer_killed_in_another_pid_namespace_with_its_own_proc() {
-    writer_killed(true, "writer_killed_in_another_pid_namespace_with_its_own_proc");
+    writer_killed(
+        true,
+        "writer_killed_in_another_pid_namespace_with_its_own_proc",
+    );
 }
 
 #[test]
 fn writer_killed_in_another_pid_namespace_with_the_hosts_proc() {
-    writer_killed(false, "writer_killed_in_another_pid_namespace_with_the_hosts_proc");
+    writer_killed(
+        false,
+        "writer_killed_in_another_pid_namespace_with_the_hosts_proc",
+    );
 }
 
 /// A writer parked on a full ring while the reader, in another namespace, lives: it times
@@ -182,9 +209,8 @@ fn reader_killed(own_proc: bool, test: &str) {
         return;
     }
     let name = unique_name("nsreader");
-    let mut tx: Sender<Spsc, Futex, Backoff> = builder()
-        .create_sender(&name, Backoff::default())
-        .unwrap();
+    let mut tx: Sender<Spsc, Futex, Backoff> =
+        builder().create_sender(&name, Backoff::default()).unwrap();
     let mut r = peer_in_namespace(own_proc, &["recv-hang", "spsc", "futex", "backoff", &name]);
     assert_eq!(read_line(&mut r), "ready");
     let msg = [7u8; 64];
@@ -206,12 +232,18 @@ fn reader_killed(own_proc: bool, test: &str) {
 
 #[test]
 fn reader_killed_in_another_pid_namespace_with_its_own_proc() {
-    reader_killed(true, "reader_killed_in_another_pid_namespace_with_its_own_proc");
+    reader_killed(
+        true,
+        "reader_killed_in_another_pid_namespace_with_its_own_proc",
+    );
 }
 
 #[test]
 fn reader_killed_in_another_pid_namespace_with_the_hosts_proc() {
-    reader_killed(false, "reader_killed_in_another_pid_namespace_with_the_hosts_proc");
+    reader_killed(
+        false,
+        "reader_killed_in_another_pid_namespace_with_the_hosts_proc",
+    );
 }
 
 /// A creator in another namespace: its live channel is neither stale nor reclaimed;
@@ -223,12 +255,17 @@ fn creator_killed(own_proc: bool, test: &str) {
     let name = unique_name("nscreator");
     let mut c = peer_in_namespace(own_proc, &["create-hang", "spsc", "fifo", "backoff", &name]);
     assert_eq!(read_line(&mut c), "created");
-    assert!(!is_stale(&name).unwrap(), "a live creator's channel is not stale");
+    assert!(
+        !is_stale(&name).unwrap(),
+        "a live creator's channel is not stale"
+    );
     let reclaim = builder().reclaim_stale(true);
     assert!(
         matches!(
             reclaim.create_receiver::<Spsc, Fifo, Backoff>(&name, Backoff::default()),
-            Err(ChannelError::Segment(shm_ring::SegmentError::AlreadyExists(_)))
+            Err(ChannelError::Segment(
+                shm_ring::SegmentError::AlreadyExists(_)
+            ))
         ),
         "a live channel is never reclaimed"
     );
@@ -241,19 +278,27 @@ fn creator_killed(own_proc: bool, test: &str) {
         assert!(t.elapsed() < NOTICE, "a dead creator's channel is stale");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let rx: Receiver<Spsc, Fifo, Backoff> = reclaim
-        .create_receiver(&name, Backoff::default())
-        .unwrap();
+    let rx: Receiver<Spsc, Fifo, Backoff> =
+        reclaim.create_receiver(&name, Backoff::default()).unwrap();
     drop(rx);
-    assert!(is_stale(&name).is_err(), "nothing left after the reclaimed channel");
+    assert!(
+        is_stale(&name).is_err(),
+        "nothing left after the reclaimed channel"
+    );
 }
 
 #[test]
 fn creator_killed_in_another_pid_namespace_with_its_own_proc() {
-    creator_killed(true, "creator_killed_in_another_pid_namespace_with_its_own_proc");
+    creator_killed(
+        true,
+        "creator_killed_in_another_pid_namespace_with_its_own_proc",
+    );
 }
 
 #[test]
 fn creator_killed_in_another_pid_namespace_with_the_hosts_proc() {
-    creator_killed(false, "creator_killed_in_another_pid_namespace_with_the_hosts_proc");
+    creator_killed(
+        false,
+        "creator_killed_in_another_pid_namespace_with_the_hosts_proc",
+    );
 }

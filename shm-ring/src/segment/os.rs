@@ -2,7 +2,7 @@
 //! header that the creator writes and every opener validates.
 
 use super::lock::{self, EndLock};
-use super::{process, staging, validate_name, OpenOptions, Segment, SegmentOptions};
+use super::{process, sigbus, staging, validate_name, OpenOptions, Segment, SegmentOptions};
 use crate::layout::*;
 use crate::sync::{AtomicU64, Ordering, RingMemory};
 use crate::SegmentError;
@@ -20,6 +20,9 @@ use std::sync::Arc;
 /// The OS resources behind a mapped segment.
 #[derive(Debug)]
 pub(super) struct OsSegment {
+    /// The mapping's SIGBUS registration (unsealed files only); released in `drop`
+    /// before the mapping can be unmapped.
+    pub(super) sigbus: Option<sigbus::Guard>,
     map: Arc<MmapRaw>,
     fd: OwnedFd,
     name: Option<String>,
@@ -34,6 +37,7 @@ pub(super) struct OsSegment {
 
 impl Drop for OsSegment {
     fn drop(&mut self) {
+        self.sigbus = None;
         if let Some(path) = &self.unlink {
             // A child forked from the creator holds a copy of this handle: the name stays
             // the creator's to remove.
@@ -86,6 +90,7 @@ impl OsSegment {
         size_file(&fd, geometry)?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| SegmentError::io("F_ADD_SEALS", e))?;
+        // Sealed against shrinking: no SIGBUS guard needed.
         let seg = initialise(fd, None, None, None, opts, geometry)?;
         tracing::debug!(capacity = geometry.capacity(), kind = %opts.kind(), "anonymous segment created");
         Ok(seg)
@@ -178,6 +183,16 @@ fn finish(
     creator: (u32, u64),
     flags: u32,
 ) -> (OsSegment, RingMemory) {
+    // Anything but a sealed memfd can be truncated under us: guard the mapping.
+    let sealed = matches!(
+        fcntl(&fd, FcntlArg::F_GET_SEALS),
+        Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() != 0
+    );
+    let sigbus = if sealed {
+        None
+    } else {
+        sigbus::register(map.as_ptr() as usize, map.len())
+    };
     let map = Arc::new(map);
     let base = map.as_mut_ptr();
     // SAFETY: the mapping is `geometry.segment_len()` bytes (checked by every caller), so
@@ -198,6 +213,7 @@ fn finish(
     };
     (
         OsSegment {
+            sigbus,
             map,
             fd,
             name,
@@ -425,14 +441,43 @@ impl Segment {
     }
 
     /// Adopts a segment fd received from another process (inherited or over a Unix
-    /// socket). A memfd must carry `F_SEAL_SHRINK`, so the sender cannot truncate it
-    /// under our mapping; an fd that cannot be sealed (a named segment's) is accepted.
+    /// socket). What it refers to is checked before it is mapped: a regular file, and
+    /// either a memfd sealed with `F_SEAL_SHRINK` (the sender cannot truncate it under
+    /// our mapping) or a file of `/dev/shm` (a named segment's, guarded against
+    /// truncation: see [`Segment::is_truncated`]). Anything else (an unsealed memfd, a
+    /// file of another file system, a pipe) is refused.
+    ///
+    /// ```
+    /// use shm_ring::{Segment, SegmentError};
+    /// let file = std::fs::File::open("Cargo.toml").unwrap();
+    /// assert!(matches!(
+    ///     Segment::from_fd(file.into()),
+    ///     Err(SegmentError::NotSegmentFd(_))
+    /// ));
+    /// ```
     pub fn from_fd(fd: OwnedFd) -> Result<Segment, SegmentError> {
+        use nix::sys::stat::SFlag;
+        let st = fstat(&fd).map_err(|e| SegmentError::io("fstat", e))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(SegmentError::NotSegmentFd(format!(
+                "not a regular file (mode {:#o})",
+                st.st_mode
+            )));
+        }
         match fcntl(&fd, FcntlArg::F_GET_SEALS) {
-            Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() == 0 => {
-                return Err(SegmentError::Unsealed(seals))
+            Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() != 0 => {}
+            Ok(seals) => {
+                // Unsealed shared memory: only a named segment's file, on /dev/shm.
+                let shm = nix::sys::stat::stat("/dev/shm").map(|s| s.st_dev);
+                if shm != Ok(st.st_dev) {
+                    return Err(SegmentError::Unsealed(seals));
+                }
             }
-            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(Errno::EINVAL) => {
+                return Err(SegmentError::NotSegmentFd(
+                    "a file outside shared memory (it takes no seals)".into(),
+                ))
+            }
             Err(e) => return Err(SegmentError::io("F_GET_SEALS", e)),
         }
         attach(fd, None)
@@ -489,6 +534,14 @@ impl Segment {
         }
         let (pid, start) = self.creator();
         process::presence(pid, start).may_run()
+    }
+
+    /// Whether the file is now shorter than the mapping (another process truncated it),
+    /// whether or not a lost page was touched yet. A system call (`fstat`): for error
+    /// paths, not for every operation ([`Segment::is_truncated`] is the cheap check).
+    pub fn is_shrunk(&self) -> bool {
+        fstat(&self.inner.os.fd)
+            .is_ok_and(|st| (st.st_size.max(0) as u64) < self.mapped_len() as u64)
     }
 
     /// Length of the mapping in bytes.

@@ -24,6 +24,12 @@
 //!   a successor if this process dies before the read completes).
 //! * `channel_peer create-hang KIND NOTIFIER IDLE NAME` — creates a named channel
 //!   (receiving end), prints `created` and sleeps until killed.
+//! * `channel_peer check-exhausted KIND NOTIFIER IDLE NAME` — with every fd but one in
+//!   use, prints `stale: <is_stale(NAME)>`; with none left, `stale: …` again, then
+//!   `create: <error of creating NAME-x>` and `open: <error of opening NAME>`.
+//!
+//! With `SHM_EXHAUST_FDS=1` in the environment, a role uses up its fds right after it
+//! attaches (or creates), before it prints its first line.
 //!
 //! Exits 0 on success, 1 with a message on any error.
 
@@ -133,11 +139,47 @@ fn recv_park<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + Ma
 fn attach_receiver<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     target: &str,
 ) -> Result<Receiver<K, N, I>, String> {
-    match target {
+    let rx = match target {
         "-" => Receiver::inherited(I::make()),
         name => Receiver::open(name, I::make()),
     }
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    exhaust_if_asked();
+    Ok(rx)
+}
+
+/// Uses up the fds if `SHM_EXHAUST_FDS` is set.
+fn exhaust_if_asked() {
+    if std::env::var_os("SHM_EXHAUST_FDS").is_some() {
+        shm_tests::exhaust_fds(0);
+    }
+}
+
+fn check_exhausted(args: &[String]) -> Result<(), String> {
+    let name = &args[4];
+    shm_tests::exhaust_fds(1);
+    println!("stale: {:?}", shm_channel::is_stale(name));
+    shm_tests::exhaust_fds(0);
+    println!("stale: {:?}", shm_channel::is_stale(name));
+    let b = shm_channel::ChannelBuilder::new();
+    let created = b.create_receiver::<shm_channel::Spsc, shm_notify::Futex, shm_idle::BusySpin>(
+        &format!("{name}-x"),
+        shm_idle::BusySpin,
+    );
+    println!(
+        "create: {}",
+        created.err().map_or("ok".into(), |e| e.to_string())
+    );
+    let opened = Receiver::<shm_channel::Spsc, shm_notify::Fifo, shm_idle::BusySpin>::open(
+        name,
+        shm_idle::BusySpin,
+    );
+    println!(
+        "open: {}",
+        opened.err().map_or("ok".into(), |e| e.to_string())
+    );
+    std::io::stdout().flush().ok();
+    Ok(())
 }
 
 fn attach_sender<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
@@ -148,6 +190,7 @@ fn attach_sender<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> 
         name => Sender::open(name, I::make()),
     }
     .map_err(|e| e.to_string())?;
+    exhaust_if_asked();
     println!("attached");
     std::io::stdout().flush().ok();
     Ok(tx)
@@ -265,6 +308,7 @@ fn create_hang<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + 
     let _rx: Receiver<K, N, I> = shm_channel::ChannelBuilder::new()
         .create_receiver(&args[4], I::make())
         .map_err(|e| e.to_string())?;
+    exhaust_if_asked();
     println!("created");
     std::io::stdout().flush().ok();
     std::thread::sleep(Duration::from_secs(3600));
@@ -289,6 +333,7 @@ fn main() {
         "claim-loop" => dispatch!(kind, notifier, idle, claim_loop(&args)),
         "recv-print" => dispatch!(kind, notifier, idle, recv_print(&args)),
         "create-hang" => dispatch!(kind, notifier, idle, create_hang(&args)),
+        "check-exhausted" => check_exhausted(&args),
         r => Err(format!("unknown role {r}")),
     };
     if let Err(e) = result {

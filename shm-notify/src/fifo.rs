@@ -32,6 +32,11 @@ pub struct Fifo {
     unlink: Option<(PathBuf, u32)>,
 }
 
+/// Device and inode of a file: what "the same file" means when a name may be reused.
+fn identity(st: &nix::sys::stat::FileStat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
 impl Fifo {
     /// Creates the FIFO at `path` (failing if anything exists there) with permission
     /// bits `mode` (applied with fchmod, so the umask cannot narrow them), and opens it.
@@ -82,17 +87,29 @@ impl Fifo {
     /// Opens an existing FIFO whoever owns it (for peers of different users that share
     /// a group or mode bits on purpose). Fails if `path` is not a FIFO.
     pub fn open_any_owner(path: &Path) -> io::Result<Fifo> {
+        let not_fifo = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a FIFO", path.display()),
+            )
+        };
+        let is_fifo = |st: &nix::sys::stat::FileStat| {
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO
+        };
+        // Look before opening (opening a device can do things), never through a symlink,
+        // and check that what was opened is what was looked at.
+        let seen = nix::sys::stat::lstat(path)?;
+        if !is_fifo(&seen) {
+            return Err(not_fifo());
+        }
         let fd = open(
             path,
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             Mode::empty(),
         )?;
         let st = fstat(&fd)?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a FIFO", path.display()),
-            ));
+        if !is_fifo(&st) || identity(&st) != identity(&seen) {
+            return Err(not_fifo());
         }
         Ok(Fifo { fd, unlink: None })
     }
@@ -102,6 +119,15 @@ impl Drop for Fifo {
     fn drop(&mut self) {
         if let Some((path, creator)) = &self.unlink {
             if *creator != std::process::id() {
+                return;
+            }
+            // Only our own FIFO: the name may have been removed and reused since.
+            let ours = match (nix::sys::stat::lstat(path.as_path()), fstat(&self.fd)) {
+                (Ok(there), Ok(mine)) => identity(&there) == identity(&mine),
+                _ => false,
+            };
+            if !ours {
+                tracing::debug!(path = %path.display(), "fifo name no longer ours: left alone");
                 return;
             }
             if let Err(e) = std::fs::remove_file(path) {

@@ -297,6 +297,21 @@ impl Segment {
         }
     }
 
+    /// Whether the file is now shorter than the mapping (another process truncated it),
+    /// whether or not a lost page was touched yet. A system call (`fstat`): for error
+    /// paths, not for every operation ([`Segment::is_truncated`] is the cheap check).
+    pub fn is_shrunk(&self) -> bool {
+        #[cfg(not(shm_loom))]
+        {
+            self.file_len()
+                .is_some_and(|len| len < self.mapped_len() as u64)
+        }
+        #[cfg(shm_loom)]
+        {
+            false
+        }
+    }
+
     /// The ring kind recorded in the header.
     pub fn kind(&self) -> Kind {
         self.inner.kind

@@ -215,6 +215,47 @@ fn fds_that_are_not_segments_are_refused() {
     assert_eq!(Segment::from_fd(dup).unwrap().capacity(), 64);
 }
 
+#[test]
+fn names_that_are_not_segments_are_refused() {
+    // A FIFO planted under the name: refused at once (not opened blocking, not mapped).
+    let fifo = unique("planted-fifo");
+    nix::unistd::mkfifo(
+        format!("/dev/shm/{fifo}").as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let r = Segment::open(&fifo);
+    std::fs::remove_file(format!("/dev/shm/{fifo}")).unwrap();
+    assert!(matches!(r, Err(SegmentError::NotSegmentFd(_))), "{r:?}");
+    // A symlink to a valid segment: not followed.
+    let (real, link) = (unique("real"), unique("link"));
+    let seg = Segment::create(&real, &SegmentOptions::new(Kind::Spsc, 64)).unwrap();
+    std::os::unix::fs::symlink(format!("/dev/shm/{real}"), format!("/dev/shm/{link}")).unwrap();
+    let r = Segment::open(&link);
+    std::fs::remove_file(format!("/dev/shm/{link}")).unwrap();
+    drop(seg);
+    assert!(r.is_err(), "opened through a symlink");
+}
+
+#[test]
+fn a_creator_leaves_a_successors_segment_alone() {
+    let name = unique("successor");
+    let opts = SegmentOptions::new(Kind::Spsc, 64);
+    let first = Segment::create(&name, &opts).unwrap();
+    Segment::unlink(&name).unwrap(); // someone removed it...
+    let second = Segment::create(&name, &opts).unwrap(); // ...and made another
+    drop(first);
+    assert!(
+        Segment::open(&name).is_ok(),
+        "the first creator removed its successor's"
+    );
+    drop(second);
+    assert!(matches!(
+        Segment::open(&name),
+        Err(SegmentError::NotFound(_))
+    ));
+}
+
 /// Writes one record, then overwrites its header with `(length, type)`.
 fn read_with_header(length: i32, msg_type: i32) -> Result<usize, ReadError> {
     let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();

@@ -82,22 +82,72 @@ impl Peer {
         self.0.as_mut()?.stdout.take()
     }
 
-    /// Sends SIGKILL and reaps the child.
+    /// Sends SIGKILL and reaps the child. A child that runs the peer as its own child
+    /// (`unshare --fork`) has that one killed first, and is reaped once it has reaped
+    /// it, so the peer is gone when this returns.
     pub fn kill(mut self) {
         if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_tree(&mut c);
         }
     }
+}
+
+/// SIGKILLs `c`'s children, lets `c` reap them and exit (5 s at most), then kills and
+/// reaps `c`.
+fn kill_tree(c: &mut Child) {
+    let children: Vec<i32> =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id()))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    if !children.is_empty() {
+        for pid in children {
+            // SAFETY: kill has no memory arguments; these are our child's children, not
+            // reaped while our child (their parent) lives.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_tree(&mut c);
         }
     }
+}
+
+/// Whether this process can run peers in new PID namespaces (root, and `unshare(1)`
+/// works here).
+pub fn pid_namespaces_available() -> bool {
+    nix::unistd::geteuid().is_root()
+        && Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// `program args` to run in a new PID namespace, with its own `/proc` or the host's
+/// (`unshare --pid --fork --kill-child`: the peer dies with the `unshare` process).
+pub fn in_pid_namespace(program: &std::ffi::OsStr, own_proc: bool) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child"]);
+    if own_proc {
+        cmd.arg("--mount-proc");
+    }
+    cmd.arg(program);
+    cmd
 }
 
 /// xorshift64*: cheap deterministic bytes.

@@ -6,13 +6,12 @@
 //! touch a live channel. Needs root (namespaces); without it each test says it skipped.
 
 use shm_channel::{
-    inspect, is_stale, ChannelBuilder, ChannelError, EndState, Mpsc, Receiver, RecvError,
-    SendError, Sender, Spsc,
+    inspect, is_stale, ChannelBuilder, ChannelError, Receiver, RecvError, SendError, Sender, Spsc,
 };
-use shm_idle::{Backoff, Blocking};
-use shm_notify::{Fifo, Futex};
+use shm_idle::Backoff;
+use shm_notify::Futex;
 use shm_tests::{read_line, unique_name, verify, Peer, MAX_BODY};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const DETECT: Duration = Duration::from_millis(20);
@@ -23,12 +22,7 @@ const NOTICE: Duration = Duration::from_millis(500);
 
 /// Whether this process may make PID namespaces; if not, says the test skipped.
 fn namespaces(test: &str) -> bool {
-    let ok = nix::unistd::geteuid().is_root()
-        && Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "true"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+    let ok = shm_tests::pid_namespaces_available();
     if !ok {
         eprintln!("{test}: SKIPPED (needs root and unshare(1) to make PID namespaces)");
     }
@@ -36,17 +30,11 @@ fn namespaces(test: &str) -> bool {
 }
 
 /// Starts `channel_peer args` in a new PID namespace (own /proc or the host's), its
-/// stdout piped. Killing the returned peer (`unshare`) kills the namespace's init, the
-/// peer, with SIGKILL (`--kill-child`).
+/// stdout piped.
 fn peer_in_namespace(own_proc: bool, args: &[&str]) -> Peer {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--kill-child"]);
-    if own_proc {
-        cmd.arg("--mount-proc");
-    }
-    cmd.arg(env!("CARGO_BIN_EXE_channel_peer"))
-        .args(args)
-        .stdout(Stdio::piped());
+    let exe = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_channel_peer"));
+    let mut cmd = shm_tests::in_pid_namespace(exe, own_proc);
+    cmd.args(args).stdout(Stdio::piped());
     Peer::spawn(cmd, None)
 }
 
@@ -144,46 +132,112 @@ fn transfer_from_another_pid_namespace_with_the_hosts_proc() {
     );
 }
 
-/// A live writer in another namespace stays alive for 15 detection intervals (a parked
-/// MPSC reader on FIFOs, which cannot watch its pid); killed, it is noticed and every
-/// message it committed is delivered first.
+/// Rounds of each killed-peer case (random kill points, ring kinds, notifiers and
+/// idle strategies, as the crash matrix); `SHM_NS_ROUNDS` to change.
+fn rounds() -> usize {
+    std::env::var("SHM_NS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
+const ALL: &[&str] = &["futex", "sem", "fifo", "eventfd"];
+const NAMED: &[&str] = &["futex", "sem", "fifo"];
+
+/// A notifier and an idle strategy that pair, picked by `r`.
+fn combo(r: u64, notifiers: &[&'static str]) -> (&'static str, &'static str) {
+    let n = notifiers[(r % notifiers.len() as u64) as usize];
+    let idles: &[&str] = match n {
+        "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
+        _ => &["spin", "backoff", "blocking"],
+    };
+    (n, idles[((r >> 8) % idles.len() as u64) as usize])
+}
+
+fn kind_name<K: shm_channel::ChannelKind>() -> &'static str {
+    if K::KIND == shm_ring::Kind::Spsc {
+        "spsc"
+    } else {
+        "mpsc"
+    }
+}
+
+/// A writer in another namespace, killed at a random point (the first round after 25
+/// detection intervals of traffic): no `Disconnected` while it lives, every message it
+/// committed delivered in order, then `Disconnected` within `NOTICE`.
 fn writer_killed(own_proc: bool, test: &str) {
     if !namespaces(test) {
         return;
     }
-    let name = unique_name("nswriter");
-    let mut rx: Receiver<Mpsc, Fifo, Blocking> =
-        builder().create_receiver(&name, Blocking).unwrap();
-    let seed = 0x5EED_0002;
-    let mut w = peer_in_namespace(
-        own_proc,
-        &[
-            "stream",
-            "mpsc",
-            "fifo",
-            "blocking",
-            &name,
-            &seed.to_string(),
-            "0",
-        ],
-    );
-    assert_eq!(read_line(&mut w), "attached");
+    let mut rng = shm_tests::Rng::seed_from_env("SHM_CRASH_SEED", test);
+    let (mut total, mut slowest) = (0, Duration::ZERO);
+    for round in 0..rounds() {
+        let kind = ["spsc", "mpsc"][round % 2];
+        let (notifier, idle) = combo(rng.bits(), ALL);
+        let live = match round {
+            0 => DETECT * 25,
+            _ => Duration::from_micros(rng.below(20_000)),
+        };
+        let what = format!("round {round}: {kind}/{notifier}/{idle}");
+        let (n, took) = shm_tests::dispatch!(
+            kind,
+            notifier,
+            idle,
+            writer_round(own_proc, notifier, idle, live, rng.bits())
+        )
+        .unwrap_or_else(|e| panic!("{test} {what}: {e}"));
+        total += n;
+        slowest = slowest.max(took);
+    }
+    eprintln!("{test}: {total} messages; slowest Disconnected {slowest:?} after a kill");
+    assert!(slowest < NOTICE, "death noticed only after {slowest:?}");
+}
+
+fn writer_round<K, N, I>(
+    own_proc: bool,
+    notifier: &str,
+    idle: &str,
+    live: Duration,
+    seed: u64,
+) -> Result<(u64, Duration), String>
+where
+    K: shm_channel::ChannelKind,
+    N: shm_channel::ChannelNotifier,
+    I: shm_idle::ParksOn<N> + shm_tests::MakeIdle,
+{
+    let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>(notifier, &builder());
+    let exe = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_channel_peer"));
+    let mut cmd = shm_tests::in_pid_namespace(exe, own_proc);
+    let seed_arg = seed.to_string();
+    cmd.args([
+        "stream",
+        kind_name::<K>(),
+        notifier,
+        idle,
+        &target,
+        &seed_arg,
+        "0",
+    ])
+    .stdout(Stdio::piped());
+    if let Some(h) = &handoff {
+        h.inherit(&mut cmd);
+    }
+    let mut w = Peer::spawn(cmd, None);
+    if read_line(&mut w) != "attached" {
+        return Err("writer did not attach".into());
+    }
     let mut next = 0;
-    let live = read(&mut rx, seed, &mut next, Some(Instant::now() + DETECT * 15));
-    assert_eq!(live, Ok(false), "a live writer was reported gone");
-    assert!(next > 0, "the writer sent nothing");
-    let shown = inspect(&name).unwrap();
-    assert!(
-        matches!(shown.writers[..], [EndState::Open { alive: true, .. }]),
-        "inspect: {:?}",
-        shown.writers
-    );
+    if read(&mut rx, seed, &mut next, Some(Instant::now() + live))? {
+        return Err(format!(
+            "a live writer was reported gone after {next} messages"
+        ));
+    }
     w.kill();
     let t = Instant::now();
-    assert_eq!(read(&mut rx, seed, &mut next, None), Ok(true));
-    let took = t.elapsed();
-    eprintln!("{test}: {next} messages, Disconnected {took:?} after the kill");
-    assert!(took < NOTICE, "death noticed only after {took:?}");
+    if !read(&mut rx, seed, &mut next, None)? {
+        return Err("no Disconnected".into());
+    }
+    Ok((next, t.elapsed()))
 }
 
 #[test]
@@ -202,32 +256,78 @@ fn writer_killed_in_another_pid_namespace_with_the_hosts_proc() {
     );
 }
 
-/// A writer parked on a full ring while the reader, in another namespace, lives: it times
-/// out (not `Disconnected`); the reader killed, it gets `Disconnected` promptly.
+/// A reader in another namespace, killed at a random point while this writer sends (its
+/// output unread, so it stalls and the writer parks on a full ring; the first round waits
+/// 15 detection intervals): the writer never hears `Disconnected` before the kill, and
+/// hears it within `NOTICE` after.
 fn reader_killed(own_proc: bool, test: &str) {
     if !namespaces(test) {
         return;
     }
+    let mut rng = shm_tests::Rng::seed_from_env("SHM_CRASH_SEED", test);
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds() {
+        let kind = ["spsc", "mpsc"][round % 2];
+        let (notifier, idle) = combo(rng.bits(), NAMED);
+        let live = match round {
+            0 => DETECT * 15,
+            _ => Duration::from_micros(rng.below(10_000)),
+        };
+        let what = format!("round {round}: {kind}/{notifier}/{idle}");
+        let took = shm_tests::dispatch!(
+            kind,
+            notifier,
+            idle,
+            reader_round(own_proc, notifier, idle, live)
+        )
+        .unwrap_or_else(|e| panic!("{test} {what}: {e}"));
+        slowest = slowest.max(took);
+    }
+    eprintln!("{test}: slowest Disconnected {slowest:?} after a kill");
+    assert!(slowest < NOTICE, "death noticed only after {slowest:?}");
+}
+
+fn reader_round<K, N, I>(
+    own_proc: bool,
+    notifier: &str,
+    idle: &str,
+    live: Duration,
+) -> Result<Duration, String>
+where
+    K: shm_channel::ChannelKind,
+    N: shm_channel::ChannelNotifier,
+    I: shm_idle::ParksOn<N> + shm_tests::MakeIdle,
+{
     let name = unique_name("nsreader");
-    let mut tx: Sender<Spsc, Futex, Backoff> =
-        builder().create_sender(&name, Backoff::default()).unwrap();
-    let mut r = peer_in_namespace(own_proc, &["recv-hang", "spsc", "futex", "backoff", &name]);
-    assert_eq!(read_line(&mut r), "ready");
-    let msg = [7u8; 64];
-    while tx.try_send(&msg).is_ok() {}
-    assert!(
-        matches!(tx.send_timeout(&msg, DETECT * 15), Err(SendError::Timeout)),
-        "a live reader was reported gone"
+    let mut tx: Sender<K, N, I> = builder()
+        .create_sender(&name, I::make())
+        .map_err(|e| e.to_string())?;
+    let mut r = peer_in_namespace(
+        own_proc,
+        &["recv-print", kind_name::<K>(), notifier, idle, &name],
     );
-    r.kill();
-    let t = Instant::now();
-    assert!(matches!(
-        tx.send_timeout(&msg, WAIT),
-        Err(SendError::Disconnected)
-    ));
-    let took = t.elapsed();
-    eprintln!("{test}: Disconnected {took:?} after the kill");
-    assert!(took < NOTICE, "death noticed only after {took:?}");
+    if read_line(&mut r) != "ready" {
+        return Err("reader did not attach".into());
+    }
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(live);
+        let at = Instant::now(); // SIGKILL goes out now; `kill` returns once it is dead
+        r.kill();
+        at
+    });
+    let msg = [7u8; 64];
+    let e = loop {
+        if let Err(e) = tx.send_timeout(&msg, WAIT) {
+            break e;
+        }
+    };
+    let at = Instant::now();
+    let killed = killer.join().unwrap();
+    match e {
+        SendError::Disconnected if at >= killed => Ok(at - killed),
+        SendError::Disconnected => Err("a live reader was reported gone".into()),
+        e => Err(format!("send: {e}")),
+    }
 }
 
 #[test]
@@ -246,45 +346,89 @@ fn reader_killed_in_another_pid_namespace_with_the_hosts_proc() {
     );
 }
 
-/// A creator in another namespace: its live channel is neither stale nor reclaimed;
-/// killed, its channel is stale and reclaimable.
+/// A creator in another namespace killed at a random point (the first round only once
+/// it has created): its live channel is neither stale nor reclaimed; after the kill what
+/// it left is nothing or a stale channel, which `reclaim_stale` replaces.
 fn creator_killed(own_proc: bool, test: &str) {
     if !namespaces(test) {
         return;
     }
-    let name = unique_name("nscreator");
-    let mut c = peer_in_namespace(own_proc, &["create-hang", "spsc", "fifo", "backoff", &name]);
-    assert_eq!(read_line(&mut c), "created");
+    let mut rng = shm_tests::Rng::seed_from_env("SHM_CRASH_SEED", test);
+    let mut stale = 0;
+    for round in 0..rounds() {
+        let (notifier, idle) = combo(rng.bits(), NAMED);
+        let kill_after = Duration::from_micros(rng.below(4_000));
+        let what = format!("round {round}: spsc/{notifier}/{idle}");
+        stale += shm_tests::dispatch!(
+            "spsc",
+            notifier,
+            idle,
+            creator_round(own_proc, notifier, idle, kill_after, round % 4 == 0)
+        )
+        .unwrap_or_else(|e| panic!("{test} {what}: {e}"));
+    }
+    eprintln!("{test}: {stale} of {} kills left a stale channel", rounds());
+    let dead = shm_ring::abandoned_staging_files();
     assert!(
-        !is_stale(&name).unwrap(),
-        "a live creator's channel is not stale"
+        dead.is_empty(),
+        "staging files of dead creators left: {dead:?}"
     );
+}
+
+fn creator_round<K, N, I>(
+    own_proc: bool,
+    notifier: &str,
+    idle: &str,
+    kill_after: Duration,
+    live_check: bool,
+) -> Result<u32, String>
+where
+    K: shm_channel::ChannelKind,
+    N: shm_channel::ChannelNotifier,
+    I: shm_idle::ParksOn<N> + shm_tests::MakeIdle,
+{
+    let name = unique_name("nscreator");
+    let mut c = peer_in_namespace(own_proc, &["create-hang", "spsc", notifier, idle, &name]);
     let reclaim = builder().reclaim_stale(true);
-    assert!(
-        matches!(
-            reclaim.create_receiver::<Spsc, Fifo, Backoff>(&name, Backoff::default()),
+    if live_check {
+        if read_line(&mut c) != "created" {
+            return Err("creator failed".into());
+        }
+        if is_stale(&name).map_err(|e| e.to_string())? {
+            return Err("a live creator's channel reported stale".into());
+        }
+        if !matches!(
+            reclaim.create_receiver::<K, N, I>(&name, I::make()),
             Err(ChannelError::Segment(
                 shm_ring::SegmentError::AlreadyExists(_)
             ))
-        ),
-        "a live channel is never reclaimed"
-    );
-    let shown = inspect(&name).unwrap();
-    assert!(!shown.is_stale() && shown.creator.1, "inspect: {shown:?}");
-    c.kill();
-    // The namespace's init dies of its parent's death (`--kill-child`) a moment later.
-    let t = Instant::now();
-    while !is_stale(&name).unwrap() {
-        assert!(t.elapsed() < NOTICE, "a dead creator's channel is stale");
-        std::thread::sleep(Duration::from_millis(1));
+        ) {
+            return Err("a live creator's channel was reclaimed".into());
+        }
+        let shown = inspect(&name).map_err(|e| e.to_string())?;
+        if shown.is_stale() || !shown.creator.1 {
+            return Err(format!("inspect of a live channel: {shown:?}"));
+        }
+    } else {
+        std::thread::sleep(kill_after);
     }
-    let rx: Receiver<Spsc, Fifo, Backoff> =
-        reclaim.create_receiver(&name, Backoff::default()).unwrap();
+    c.kill();
+    let was_stale = match is_stale(&name) {
+        Ok(true) => 1,
+        Ok(false) => return Err("dead creator, channel not stale".into()),
+        Err(ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => 0,
+        Err(e) => return Err(format!("is_stale: {e}")),
+    };
+    let rx = reclaim
+        .create_receiver::<K, N, I>(&name, I::make())
+        .map_err(|e| format!("reclaim after a kill: {e}"))?;
     drop(rx);
-    assert!(
-        is_stale(&name).is_err(),
-        "nothing left after the reclaimed channel"
-    );
+    match is_stale(&name) {
+        Err(ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => Ok(was_stale),
+        other => Err(format!(
+            "left behind after the reclaimed channel: {other:?}"
+        )),
+    }
 }
 
 #[test]

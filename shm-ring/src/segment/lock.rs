@@ -105,7 +105,11 @@ fn reopen(fd: BorrowedFd<'_>, name: Option<&str>) -> Result<OwnedFd, SegmentErro
     let same = |other: &OwnedFd| same_file(fd, other.as_fd());
     if let Some(name) = name {
         let path = super::validate_name(name)?;
-        match nix::sys::mman::shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()) {
+        match nix::sys::mman::shm_open(
+            path.as_c_str(),
+            OFlag::O_RDWR | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
             Ok(f) if same(&f) => return Ok(f),
             Ok(_) | Err(Errno::ENOENT) => {} // renamed, replaced or removed: not ours
             Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM)) => {

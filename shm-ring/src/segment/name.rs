@@ -9,7 +9,8 @@ pub const MAX_NAME_LEN: usize = 254;
 /// Checks a segment name and returns the `/name` form `shm_open` takes.
 ///
 /// A name is one path component: non-empty, at most [`MAX_NAME_LEN`] bytes, no `/`, no
-/// NUL, not `.` or `..`.
+/// NUL, not `.` or `..`, and not in the library's own namespace (names starting with
+/// [`STAGING_PREFIX`](crate::STAGING_PREFIX), which a sweep may remove).
 ///
 /// ```
 /// assert!(shm_ring::validate_name("orders-7").is_ok());
@@ -26,6 +27,8 @@ pub fn validate_name(name: &str) -> Result<CString, SegmentError> {
         Some("contains NUL")
     } else if name == "." || name == ".." {
         Some("is '.' or '..'")
+    } else if name.starts_with(super::staging::STAGING_PREFIX) {
+        Some("starts with the library's reserved staging prefix")
     } else {
         None
     };
@@ -45,7 +48,8 @@ mod tests {
     #[test]
     fn rejects_paths_nul_dots_and_long_names() {
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        for bad in ["", "a/b", "/a", "..", ".", "a\0b", long.as_str()] {
+        let staging = format!("{}x", super::super::staging::STAGING_PREFIX);
+        for bad in ["", "a/b", "/a", "..", ".", "a\0b", long.as_str(), &staging] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(

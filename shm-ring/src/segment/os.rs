@@ -312,6 +312,13 @@ fn read_header(map: &MmapRaw, file_len: usize) -> Result<Header, SegmentError> {
 
 fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
     let stat = fstat(&fd).map_err(|e| SegmentError::io("fstat", e))?;
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode);
+    if kind & nix::sys::stat::SFlag::S_IFMT != nix::sys::stat::SFlag::S_IFREG {
+        return Err(SegmentError::NotSegmentFd(format!(
+            "not a regular file (mode {:#o})",
+            stat.st_mode
+        )));
+    }
     let file_len = usize::try_from(stat.st_size).unwrap_or(0);
     if file_len < HEADER_LEN {
         return Err(SegmentError::SizeMismatch {
@@ -425,7 +432,13 @@ impl Segment {
     /// ```
     pub fn open_with(name: &str, opts: &OpenOptions) -> Result<Segment, SegmentError> {
         let path = validate_name(name)?;
-        let fd = match shm_open(path.as_c_str(), OFlag::O_RDWR, Mode::empty()) {
+        // shm_open adds O_NOFOLLOW; O_NONBLOCK keeps a FIFO planted under the name from
+        // blocking us (it is refused below as not a regular file).
+        let fd = match shm_open(
+            path.as_c_str(),
+            OFlag::O_RDWR | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Err(SegmentError::NotFound(name.to_owned())),
             Err(e) => return Err(SegmentError::io("shm_open", e)),
@@ -536,12 +549,10 @@ impl Segment {
         process::presence(pid, start).may_run()
     }
 
-    /// Whether the file is now shorter than the mapping (another process truncated it),
-    /// whether or not a lost page was touched yet. A system call (`fstat`): for error
-    /// paths, not for every operation ([`Segment::is_truncated`] is the cheap check).
-    pub fn is_shrunk(&self) -> bool {
+    pub(super) fn file_len(&self) -> Option<u64> {
         fstat(&self.inner.os.fd)
-            .is_ok_and(|st| (st.st_size.max(0) as u64) < self.mapped_len() as u64)
+            .ok()
+            .map(|st| st.st_size.max(0) as u64)
     }
 
     /// Length of the mapping in bytes.

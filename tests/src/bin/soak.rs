@@ -12,6 +12,11 @@
 //! the channel to `Disconnected`, and every writer that stopped on its own must have had
 //! all its messages processed. Any failure, or a drain that hangs, fails the soak.
 //!
+//! Where this process may make PID namespaces (root), every third peer runs in a new
+//! one (`unshare --pid --fork`), alternately with its own /proc and with the host's: a
+//! sidecar in another container of the pod. Its pid means nothing to the others; the
+//! end locks keep liveness right.
+//!
 //! Child roles (the binary runs itself): `soak writer NAME NOTIFIER ID SEED COUNT` and
 //! `soak reader NAME NOTIFIER LEDGER COUNT` (COUNT 0: until `Disconnected`).
 
@@ -150,10 +155,16 @@ struct Totals {
     writers_saw_reader_gone: u64,
     readers_stopped: u64,
     readers_killed: u64,
+    /// Peers that ran in a PID namespace of their own.
+    in_other_pid_namespace: u64,
 }
 
 struct Epoch<'a> {
     exe: std::path::PathBuf,
+    /// Whether peers may run in PID namespaces of their own.
+    namespaces: bool,
+    /// Peers spawned so far (every third goes into a namespace).
+    spawned: u64,
     name: String,
     notifier: &'static str,
     ledger_path: String,
@@ -165,8 +176,15 @@ struct Epoch<'a> {
 }
 
 impl Epoch<'_> {
-    fn spawn(&self, args: &[String], stdout: bool) -> Peer {
-        let mut cmd = Command::new(&self.exe);
+    fn spawn(&mut self, args: &[String], stdout: bool) -> Peer {
+        self.spawned += 1;
+        let mut cmd = if self.namespaces && self.spawned.is_multiple_of(3) {
+            self.totals.in_other_pid_namespace += 1;
+            let own_proc = self.spawned.is_multiple_of(2);
+            shm_tests::in_pid_namespace(self.exe.as_os_str(), own_proc)
+        } else {
+            Command::new(&self.exe)
+        };
         cmd.args(args);
         if stdout {
             cmd.stdout(std::process::Stdio::piped());
@@ -188,7 +206,7 @@ impl Epoch<'_> {
         (self.spawn(&args, false), id, count)
     }
 
-    fn reader(&self, count: u64) -> Result<Peer, String> {
+    fn reader(&mut self, count: u64) -> Result<Peer, String> {
         let args = [
             "reader".into(),
             self.name.clone(),
@@ -314,6 +332,10 @@ fn supervise(seconds: u64) -> Result<Totals, String> {
         | 1);
     let mut totals = Totals::default();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let namespaces = shm_tests::pid_namespaces_available();
+    if !namespaces {
+        eprintln!("soak: no PID namespaces here (needs root): every peer in ours");
+    }
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
         let ledger_path = format!("/dev/shm/{}", unique_name("soak-ledger"));
@@ -324,6 +346,8 @@ fn supervise(seconds: u64) -> Result<Totals, String> {
         let notifier = ["futex", "sem", "fifo"][rng.below(3) as usize];
         let mut e = Epoch {
             exe: exe.clone(),
+            namespaces,
+            spawned: 0,
             name: unique_name("soak"),
             notifier,
             ledger_path: ledger_path.clone(),

@@ -289,7 +289,7 @@ impl Segment {
     pub fn is_truncated(&self) -> bool {
         #[cfg(not(shm_loom))]
         {
-            self.inner.os.sigbus.as_ref().is_some_and(|g| g.broken())
+            sigbus::any_fault() && self.inner.os.sigbus.as_ref().is_some_and(|g| g.broken())
         }
         #[cfg(shm_loom)]
         {

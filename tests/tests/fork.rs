@@ -73,3 +73,39 @@ fn a_forked_child_can_neither_use_nor_close_the_parents_ends() {
         }
     }
 }
+
+/// A writer process that forked a child and was then killed: its end is dead even though
+/// the child (which holds copies of the parent's fds) lives on. The child closes its
+/// copies of the end locks at fork, so they die with the parent.
+#[test]
+fn a_forked_child_does_not_keep_its_dead_parents_end_alive() {
+    let name = unique_name("forkdead");
+    let mut rx: Rx = ChannelBuilder::new()
+        .detect_interval(Duration::from_millis(20))
+        .create_receiver(&name, Backoff::default())
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_channel_peer"));
+    cmd.args(["fork-hang", "spsc", "fifo", "backoff", &name])
+        .stdout(std::process::Stdio::piped());
+    let mut parent = shm_tests::Peer::spawn(cmd, None);
+    let line = shm_tests::read_line(&mut parent);
+    let child: i32 = line
+        .strip_prefix("forked ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("peer said {line:?}"));
+    let live = rx.recv_timeout(Duration::from_millis(200), |_| ());
+    // SAFETY: kill has no memory arguments; the pid is our child's, not yet reaped.
+    unsafe { libc::kill(parent.pid() as i32, libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    let dead = rx.recv_timeout(WAIT, |_| ());
+    let took = t.elapsed();
+    // SAFETY: as above; the grandchild was reparented, so it is killed by pid.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    drop(parent);
+    assert!(
+        matches!(live, Err(RecvError::Timeout)),
+        "live writer: {live:?}"
+    );
+    assert!(matches!(dead, Err(RecvError::Disconnected)), "{dead:?}");
+    assert!(took < Duration::from_secs(2), "noticed after {took:?}");
+}

@@ -103,11 +103,23 @@ fn size_file(fd: &OwnedFd, geometry: Geometry) -> Result<(), SegmentError> {
     nix::unistd::ftruncate(fd, len).map_err(|e| SegmentError::io("ftruncate", e))
 }
 
-fn map(fd: &OwnedFd, len: usize) -> Result<MmapRaw, SegmentError> {
-    MmapOptions::new()
+/// Maps `len` bytes of `fd`, guarded against truncation (see `sigbus`) before anything
+/// touches it, unless the file is a memfd sealed against shrinking.
+fn map(fd: &OwnedFd, len: usize) -> Result<(MmapRaw, Option<sigbus::Guard>), SegmentError> {
+    let map = MmapOptions::new()
         .len(len)
         .map_raw(fd)
-        .map_err(|source| SegmentError::Io { op: "mmap", source })
+        .map_err(|source| SegmentError::Io { op: "mmap", source })?;
+    let sealed = matches!(
+        fcntl(fd, FcntlArg::F_GET_SEALS),
+        Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() != 0
+    );
+    let guard = if sealed {
+        None
+    } else {
+        sigbus::register(map.as_ptr() as usize, map.len())
+    };
+    Ok((map, guard))
 }
 
 /// Maps a freshly sized file, prefaults it, writes the header (magic last).
@@ -119,7 +131,7 @@ fn initialise(
     opts: &SegmentOptions,
     geometry: Geometry,
 ) -> Result<(OsSegment, RingMemory), SegmentError> {
-    let map = map(&fd, geometry.segment_len())?;
+    let (map, sigbus) = map(&fd, geometry.segment_len())?;
     // Touch every page now so a full tmpfs or memcg is an error here, not a SIGBUS later.
     match map.advise(Advice::PopulateWrite) {
         Ok(()) => {}
@@ -169,13 +181,15 @@ fn initialise(
         // Publish: an opener that sees the magic sees the fields (Acquire in `read_header`).
         AtomicU64::from_ptr(base.add(OFF_MAGIC).cast()).store(MAGIC, Ordering::Release);
     }
-    let (mut os, memory) = finish(map, fd, name, unlink, geometry, (pid, start), flags);
+    let (mut os, memory) = finish(map, sigbus, fd, name, unlink, geometry, (pid, start), flags);
     os._creator_lock = creator_lock;
     Ok((os, memory))
 }
 
+#[allow(clippy::too_many_arguments)] // the parts of one OsSegment, named
 fn finish(
     map: MmapRaw,
+    sigbus: Option<sigbus::Guard>,
     fd: OwnedFd,
     name: Option<String>,
     unlink: Option<CString>,
@@ -183,16 +197,6 @@ fn finish(
     creator: (u32, u64),
     flags: u32,
 ) -> (OsSegment, RingMemory) {
-    // Anything but a sealed memfd can be truncated under us: guard the mapping.
-    let sealed = matches!(
-        fcntl(&fd, FcntlArg::F_GET_SEALS),
-        Ok(seals) if seals & SealFlag::F_SEAL_SHRINK.bits() != 0
-    );
-    let sigbus = if sealed {
-        None
-    } else {
-        sigbus::register(map.as_ptr() as usize, map.len())
-    };
     let map = Arc::new(map);
     let base = map.as_mut_ptr();
     // SAFETY: the mapping is `geometry.segment_len()` bytes (checked by every caller), so
@@ -326,10 +330,11 @@ fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
             found: file_len,
         });
     }
-    let map = map(&fd, file_len)?;
+    let (map, sigbus) = map(&fd, file_len)?;
     let header = read_header(&map, file_len)?;
     let (os, memory) = finish(
         map,
+        sigbus,
         fd,
         name,
         None,

@@ -65,11 +65,17 @@ pub(super) struct Guard {
     slot: usize,
 }
 
+/// Whether any registered mapping lost a page (one load of a static: the fast path).
+#[inline(always)]
+pub(super) fn any_fault() -> bool {
+    FAULTS.load(Ordering::Relaxed) != 0
+}
+
 impl Guard {
     /// Whether a page of this mapping was lost to truncation.
     #[inline]
     pub(super) fn broken(&self) -> bool {
-        FAULTS.load(Ordering::Relaxed) != 0 && RANGES[self.slot].broken.load(Ordering::Relaxed)
+        any_fault() && RANGES[self.slot].broken.load(Ordering::Relaxed)
     }
 }
 

@@ -24,6 +24,8 @@
 //!   a successor if this process dies before the read completes).
 //! * `channel_peer create-hang KIND NOTIFIER IDLE NAME` — creates a named channel
 //!   (receiving end), prints `created` and sleeps until killed.
+//! * `channel_peer fork-hang KIND NOTIFIER IDLE NAME` — attaches a sender, forks a child
+//!   that sleeps (touching nothing), prints `forked CHILD_PID` and sleeps until killed.
 //! * `channel_peer check-exhausted KIND NOTIFIER IDLE NAME` — with every fd but one in
 //!   use, prints `stale: <is_stale(NAME)>`; with none left, `stale: …` again, then
 //!   `create: <error of creating NAME-x>` and `open: <error of opening NAME>`.
@@ -152,6 +154,26 @@ fn attach_receiver<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N
 fn exhaust_if_asked() {
     if std::env::var_os("SHM_EXHAUST_FDS").is_some() {
         shm_tests::exhaust_fds(0);
+    }
+}
+
+fn fork_hang<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + MakeIdle>(
+    args: &[String],
+) -> Result<(), String> {
+    let _tx: Sender<K, N, I> = Sender::open(&args[4], I::make()).map_err(|e| e.to_string())?;
+    // SAFETY: the child only sleeps (async-signal-safe) and never returns to Rust code
+    // that could touch the parent's state.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => loop {
+            // SAFETY: pause has no arguments; it returns only on a signal.
+            unsafe { libc::pause() };
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            println!("forked {child}");
+            std::io::stdout().flush().ok();
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(())
+        }
     }
 }
 
@@ -334,6 +356,7 @@ fn main() {
         "recv-print" => dispatch!(kind, notifier, idle, recv_print(&args)),
         "create-hang" => dispatch!(kind, notifier, idle, create_hang(&args)),
         "check-exhausted" => check_exhausted(&args),
+        "fork-hang" => dispatch!(kind, notifier, idle, fork_hang(&args)),
         r => Err(format!("unknown role {r}")),
     };
     if let Err(e) = result {

@@ -40,9 +40,10 @@
 //! channel's) records where it resumes; what the dead one left uncommitted below that
 //! point is skipped as soon as the reader reaches it. Order is kept per writer.
 //!
-//! **Liveness** (`liveness/`): each end holds a slot with its pid and start time, closed
-//! on drop; a killed end is found dead by the paced check, or at once by an end parked on
-//! its pidfd. An end that takes over a dead one's slot also withdraws whatever the dead
+//! **Liveness** (`liveness/`): each end holds a slot, closed on drop, and an end lock the
+//! kernel keeps for it while its process lives (right across PID namespaces, without
+//! `/proc` or a free fd); a killed end is found dead by the paced check, or at once by an
+//! end parked on its pidfd (same PID namespace). An end that takes over a dead one's slot also withdraws whatever the dead
 //! one left on a waiter word, so a successor never inherits a phantom sleeper. Waiter
 //! words are untrusted: the reader overwrites its word when it parks, a writer that finds
 //! a suspect word parks with a timeout, and a run of spurious wake-ups backs off, so no

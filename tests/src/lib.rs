@@ -82,9 +82,8 @@ impl Peer {
         self.0.as_mut()?.stdout.take()
     }
 
-    /// Sends SIGKILL and reaps the child. A child that runs the peer as its own child
-    /// (`unshare --fork`) has that one killed first, and is reaped once it has reaped
-    /// it, so the peer is gone when this returns.
+    /// Sends SIGKILL and reaps the child; a peer it runs as a child of its own (`unshare
+    /// --fork --kill-child`) dies with it and is gone too when this returns.
     pub fn kill(mut self) {
         if let Some(mut c) = self.0.take() {
             kill_tree(&mut c);
@@ -92,31 +91,53 @@ impl Peer {
     }
 }
 
-/// SIGKILLs `c`'s children, lets `c` reap them and exit (5 s at most), then kills and
-/// reaps `c`.
+/// SIGKILLs and reaps `c`, and any child of its own (`unshare --fork` runs the peer as
+/// one), so the peer is gone when this returns. `c` is stopped first so it cannot fork
+/// while its children are listed; the children are killed after it (killing them first
+/// makes `unshare` complain), through pidfds, so a pid reused meanwhile is never hit.
 fn kill_tree(c: &mut Child) {
-    let children: Vec<i32> =
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    use nix::unistd::Pid;
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+    let pid = Pid::from_raw(c.id() as i32);
+    if kill(pid, Signal::SIGSTOP).is_ok() {
+        // Until it has stopped (or exited): WNOWAIT leaves it for `c.wait` to reap.
+        let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        let _ = waitid(Id::Pid(pid), flags);
+    }
+    let children: Vec<OwnedFd> =
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id()))
             .unwrap_or_default()
             .split_whitespace()
-            .filter_map(|p| p.parse().ok())
+            .filter_map(|p| p.parse::<libc::pid_t>().ok())
+            .filter_map(|pid| {
+                // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                // SAFETY: a non-negative result is a new fd nothing else owns.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+            })
             .collect();
-    if !children.is_empty() {
-        for pid in children {
-            // SAFETY: kill has no memory arguments; these are our child's children, not
-            // reaped while our child (their parent) lives.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
     let _ = c.kill();
     let _ = c.wait();
+    for fd in &children {
+        // SAFETY: pidfd_send_signal takes a pidfd we own, a signal, a null siginfo and
+        // flags 0; no memory is passed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        let mut poll = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut poll, nix::poll::PollTimeout::from(5000u16));
+    }
 }
 
 impl Drop for Peer {

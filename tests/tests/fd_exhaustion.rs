@@ -122,6 +122,13 @@ fn a_creator_out_of_fds_keeps_its_channel() {
         .create_receiver::<Spsc, Fifo, Backoff>(&name, Backoff::default())
         .is_err());
     c.kill();
+    // What the killed creator left is stale now; reclaiming and dropping removes it.
+    drop(
+        reclaim
+            .create_receiver::<Spsc, Fifo, Backoff>(&name, Backoff::default())
+            .unwrap(),
+    );
+    assert!(is_stale(&name).is_err(), "nothing left");
 }
 
 /// Checks made by a process out of fds: a live channel is not stale (one fd to open it

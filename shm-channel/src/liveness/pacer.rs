@@ -1,5 +1,5 @@
-//! Pacing of liveness checks: they read `/proc`, so a waiting end runs them a few times
-//! per detection interval, not on every idle turn.
+//! Pacing of liveness checks: each is a system call per occupied slot, so a waiting end
+//! runs them a few times per detection interval, not on every idle turn.
 
 use shm_idle::Action;
 use std::time::{Duration, Instant};

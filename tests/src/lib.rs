@@ -451,3 +451,83 @@ pub fn exhaust_fds(spare: usize) -> usize {
     }
     opened.len()
 }
+
+/// The name of ring kind `K` as the peer binaries take it.
+pub fn kind_name<K: shm_channel::ChannelKind>() -> &'static str {
+    if K::KIND == shm_ring::Kind::Spsc {
+        "spsc"
+    } else {
+        "mpsc"
+    }
+}
+
+/// A notifier of `notifiers` and an idle strategy that pairs with it (epoll only with
+/// pollable notifiers), chosen by the random bits `r`.
+pub fn combo(r: u64, notifiers: &[&'static str]) -> (&'static str, &'static str) {
+    let n = notifiers[(r % notifiers.len() as u64) as usize];
+    let idles: &[&str] = match n {
+        // blocking and epoll park untimed on these, watching the peers' pidfds.
+        "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
+        _ => &["spin", "backoff", "blocking"],
+    };
+    (n, idles[((r >> 8) % idles.len() as u64) as usize])
+}
+
+/// One "creator killed" round of the crash tests: `creator` runs `create-hang` on
+/// `name`. With `live_check`, once it has created: its live channel must be neither
+/// stale, reclaimable nor shown stale; else it is killed after `kill_after`. After the
+/// kill what it left is nothing or a stale channel, which `reclaim_stale` replaces and
+/// which is gone once the replacement drops. Returns 1 if the kill left a stale channel.
+pub fn creator_round<K, N, I>(
+    mut creator: Peer,
+    b: &shm_channel::ChannelBuilder,
+    name: &str,
+    kill_after: Duration,
+    live_check: bool,
+) -> Result<u32, String>
+where
+    K: shm_channel::ChannelKind,
+    N: shm_channel::ChannelNotifier,
+    I: shm_idle::ParksOn<N> + MakeIdle,
+{
+    use shm_channel::{is_stale, ChannelError};
+    use shm_ring::SegmentError;
+    let reclaim = b.clone().reclaim_stale(true);
+    if live_check {
+        if read_line(&mut creator) != "created" {
+            return Err("creator failed".into());
+        }
+        if is_stale(name).map_err(|e| e.to_string())? {
+            return Err("a live creator's channel reported stale".into());
+        }
+        if !matches!(
+            reclaim.create_receiver::<K, N, I>(name, I::make()),
+            Err(ChannelError::Segment(SegmentError::AlreadyExists(_)))
+        ) {
+            return Err("a live creator's channel was reclaimed".into());
+        }
+        let shown = shm_channel::inspect(name).map_err(|e| e.to_string())?;
+        if shown.is_stale() || !shown.creator.1 {
+            return Err(format!("inspect of a live channel: {shown:?}"));
+        }
+    } else {
+        std::thread::sleep(kill_after);
+    }
+    creator.kill();
+    let was_stale = match is_stale(name) {
+        Ok(true) => 1,
+        Ok(false) => return Err("dead creator, channel not stale".into()),
+        Err(ChannelError::Segment(SegmentError::NotFound(_))) => 0,
+        Err(e) => return Err(format!("is_stale: {e}")),
+    };
+    let rx = reclaim
+        .create_receiver::<K, N, I>(name, I::make())
+        .map_err(|e| format!("reclaim after a kill: {e}"))?;
+    drop(rx);
+    match is_stale(name) {
+        Err(ChannelError::Segment(SegmentError::NotFound(_))) => Ok(was_stale),
+        other => Err(format!(
+            "left behind after the reclaimed channel: {other:?}"
+        )),
+    }
+}

@@ -8,7 +8,7 @@
 
 use shm_channel::ChannelKind;
 use shm_channel::{
-    is_stale, ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError, Sender,
+    ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError, Sender,
 };
 use shm_idle::ParksOn;
 use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, Rng, MAX_BODY};
@@ -54,13 +54,7 @@ impl Choices {
 
     /// A notifier and an idle strategy that pair (epoll only with pollable notifiers).
     fn combo(&mut self, notifiers: &[&'static str]) -> (&'static str, &'static str) {
-        let n = self.pick(notifiers);
-        let idles: &[&str] = match n {
-            // blocking and epoll park untimed on these, watching the peers' pidfds.
-            "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
-            _ => &["spin", "backoff", "blocking"],
-        };
-        (n, self.pick(idles))
+        shm_tests::combo(self.bits(), notifiers)
     }
 }
 
@@ -161,7 +155,7 @@ fn writer_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     seed: u64,
 ) -> Result<(u64, Duration), String> {
     let (mut rx, target, handoff) = shm_tests::create_receiver::<K, N, I>(notifier, &builder());
-    let kind = kind_name::<K>();
+    let kind = shm_tests::kind_name::<K>();
     let mut w = peer(
         &[
             "stream",
@@ -377,21 +371,19 @@ fn sender_and_reader<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdl
         .create_sender(&name, I::make())
         .map_err(|e| e.to_string())?;
     let mut reader = peer(
-        &["recv-print", kind_name::<K>(), notifier, idle, &name],
+        &[
+            "recv-print",
+            shm_tests::kind_name::<K>(),
+            notifier,
+            idle,
+            &name,
+        ],
         None,
     );
     if read_line(&mut reader) != "ready" {
         return Err("reader did not attach".into());
     }
     Ok((tx, reader, name))
-}
-
-fn kind_name<K: ChannelKind>() -> &'static str {
-    if K::KIND == shm_ring::Kind::Spsc {
-        "spsc"
-    } else {
-        "mpsc"
-    }
 }
 
 fn reader_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
@@ -568,39 +560,6 @@ fn creator_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     live_check: bool,
 ) -> Result<u32, String> {
     let name = unique_name("creator");
-    let mut creator = peer(&["create-hang", "spsc", notifier, idle, &name], None);
-    let reclaim = builder().reclaim_stale(true);
-    if live_check {
-        if read_line(&mut creator) != "created" {
-            return Err("creator failed".into());
-        }
-        if is_stale(&name).map_err(|e| e.to_string())? {
-            return Err("a live creator's channel reported stale".into());
-        }
-        if reclaim.create_receiver::<K, N, I>(&name, I::make()).is_ok() {
-            return Err("a live creator's channel was reclaimed".into());
-        }
-    } else {
-        std::thread::sleep(kill_after);
-    }
-    creator.kill();
-    let was_stale = match is_stale(&name) {
-        Ok(true) => 1,
-        Ok(false) => return Err("dead creator, channel not stale".into()),
-        Err(shm_channel::ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => 0,
-        Err(e) => return Err(format!("is_stale: {e}")),
-    };
-    let rx = reclaim
-        .create_receiver::<K, N, I>(&name, I::make())
-        .map_err(|e| format!("reclaim after a kill: {e}"))?;
-    drop(rx);
-    match is_stale(&name) {
-        Err(shm_channel::ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => {}
-        other => {
-            return Err(format!(
-                "left behind after the reclaimed channel: {other:?}"
-            ))
-        }
-    }
-    Ok(was_stale)
+    let creator = peer(&["create-hang", "spsc", notifier, idle, &name], None);
+    shm_tests::creator_round::<K, N, I>(creator, &builder(), &name, kill_after, live_check)
 }

@@ -5,9 +5,7 @@
 //! SIGKILLed one is noticed within the detection interval, and stale and reclaim never
 //! touch a live channel. Needs root (namespaces); without it each test says it skipped.
 
-use shm_channel::{
-    inspect, is_stale, ChannelBuilder, ChannelError, Receiver, RecvError, SendError, Sender, Spsc,
-};
+use shm_channel::{ChannelBuilder, Receiver, RecvError, SendError, Sender, Spsc};
 use shm_idle::Backoff;
 use shm_notify::Futex;
 use shm_tests::{read_line, unique_name, verify, Peer, MAX_BODY};
@@ -144,24 +142,6 @@ fn rounds() -> usize {
 const ALL: &[&str] = &["futex", "sem", "fifo", "eventfd"];
 const NAMED: &[&str] = &["futex", "sem", "fifo"];
 
-/// A notifier and an idle strategy that pair, picked by `r`.
-fn combo(r: u64, notifiers: &[&'static str]) -> (&'static str, &'static str) {
-    let n = notifiers[(r % notifiers.len() as u64) as usize];
-    let idles: &[&str] = match n {
-        "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
-        _ => &["spin", "backoff", "blocking"],
-    };
-    (n, idles[((r >> 8) % idles.len() as u64) as usize])
-}
-
-fn kind_name<K: shm_channel::ChannelKind>() -> &'static str {
-    if K::KIND == shm_ring::Kind::Spsc {
-        "spsc"
-    } else {
-        "mpsc"
-    }
-}
-
 /// A writer in another namespace, killed at a random point (the first round after 25
 /// detection intervals of traffic): no `Disconnected` while it lives, every message it
 /// committed delivered in order, then `Disconnected` within `NOTICE`.
@@ -173,7 +153,7 @@ fn writer_killed(own_proc: bool, test: &str) {
     let (mut total, mut slowest) = (0, Duration::ZERO);
     for round in 0..rounds() {
         let kind = ["spsc", "mpsc"][round % 2];
-        let (notifier, idle) = combo(rng.bits(), ALL);
+        let (notifier, idle) = shm_tests::combo(rng.bits(), ALL);
         let live = match round {
             0 => DETECT * 25,
             _ => Duration::from_micros(rng.below(20_000)),
@@ -211,7 +191,7 @@ where
     let seed_arg = seed.to_string();
     cmd.args([
         "stream",
-        kind_name::<K>(),
+        shm_tests::kind_name::<K>(),
         notifier,
         idle,
         &target,
@@ -268,7 +248,7 @@ fn reader_killed(own_proc: bool, test: &str) {
     let mut slowest = Duration::ZERO;
     for round in 0..rounds() {
         let kind = ["spsc", "mpsc"][round % 2];
-        let (notifier, idle) = combo(rng.bits(), NAMED);
+        let (notifier, idle) = shm_tests::combo(rng.bits(), NAMED);
         let live = match round {
             0 => DETECT * 15,
             _ => Duration::from_micros(rng.below(10_000)),
@@ -304,7 +284,13 @@ where
         .map_err(|e| e.to_string())?;
     let mut r = peer_in_namespace(
         own_proc,
-        &["recv-print", kind_name::<K>(), notifier, idle, &name],
+        &[
+            "recv-print",
+            shm_tests::kind_name::<K>(),
+            notifier,
+            idle,
+            &name,
+        ],
     );
     if read_line(&mut r) != "ready" {
         return Err("reader did not attach".into());
@@ -356,7 +342,7 @@ fn creator_killed(own_proc: bool, test: &str) {
     let mut rng = shm_tests::Rng::seed_from_env("SHM_CRASH_SEED", test);
     let mut stale = 0;
     for round in 0..rounds() {
-        let (notifier, idle) = combo(rng.bits(), NAMED);
+        let (notifier, idle) = shm_tests::combo(rng.bits(), NAMED);
         let kill_after = Duration::from_micros(rng.below(4_000));
         let what = format!("round {round}: spsc/{notifier}/{idle}");
         stale += shm_tests::dispatch!(
@@ -388,47 +374,8 @@ where
     I: shm_idle::ParksOn<N> + shm_tests::MakeIdle,
 {
     let name = unique_name("nscreator");
-    let mut c = peer_in_namespace(own_proc, &["create-hang", "spsc", notifier, idle, &name]);
-    let reclaim = builder().reclaim_stale(true);
-    if live_check {
-        if read_line(&mut c) != "created" {
-            return Err("creator failed".into());
-        }
-        if is_stale(&name).map_err(|e| e.to_string())? {
-            return Err("a live creator's channel reported stale".into());
-        }
-        if !matches!(
-            reclaim.create_receiver::<K, N, I>(&name, I::make()),
-            Err(ChannelError::Segment(
-                shm_ring::SegmentError::AlreadyExists(_)
-            ))
-        ) {
-            return Err("a live creator's channel was reclaimed".into());
-        }
-        let shown = inspect(&name).map_err(|e| e.to_string())?;
-        if shown.is_stale() || !shown.creator.1 {
-            return Err(format!("inspect of a live channel: {shown:?}"));
-        }
-    } else {
-        std::thread::sleep(kill_after);
-    }
-    c.kill();
-    let was_stale = match is_stale(&name) {
-        Ok(true) => 1,
-        Ok(false) => return Err("dead creator, channel not stale".into()),
-        Err(ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => 0,
-        Err(e) => return Err(format!("is_stale: {e}")),
-    };
-    let rx = reclaim
-        .create_receiver::<K, N, I>(&name, I::make())
-        .map_err(|e| format!("reclaim after a kill: {e}"))?;
-    drop(rx);
-    match is_stale(&name) {
-        Err(ChannelError::Segment(shm_ring::SegmentError::NotFound(_))) => Ok(was_stale),
-        other => Err(format!(
-            "left behind after the reclaimed channel: {other:?}"
-        )),
-    }
+    let c = peer_in_namespace(own_proc, &["create-hang", "spsc", notifier, idle, &name]);
+    shm_tests::creator_round::<K, N, I>(c, &builder(), &name, kill_after, live_check)
 }
 
 #[test]

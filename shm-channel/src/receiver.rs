@@ -222,6 +222,11 @@ impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
         let seg = &self.link.segment;
         if check {
             *self.gone_seen = false;
+            // The lane summary is shared memory: lanes it hides (a peer zeroed it) are
+            // shown again here, so their records wait at most until the next check.
+            if self.consumer.resync() {
+                return self.read(limit, handler);
+            }
         }
         let gone = liveness::writers_closed(seg) || (check && liveness::writers_gone(seg));
         if !gone {
@@ -233,6 +238,10 @@ impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
             if n > 0 {
                 *self.gone_seen = check;
                 return Ok(n);
+            }
+            // Nothing is Disconnected while a lane the summary hides still holds records.
+            if self.consumer.resync() {
+                continue;
             }
             // A claim still open at head belongs to a writer that is gone: no one is left
             // to commit it, so skip it now and deliver what others committed behind it.

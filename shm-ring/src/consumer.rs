@@ -564,6 +564,46 @@ impl Consumer<Mpsc> {
 }
 
 impl<K: RingKind> Consumer<K> {
+    /// `MpscLanes`: shows in the summary word every lane whose head holds a committed
+    /// record (or a resumed successor's position) the summary does not show. The summary
+    /// is shared memory: a peer that zeroes it would otherwise hide those records until
+    /// their writer commits again, or for ever if it never does. The channel runs this
+    /// with its paced liveness check. Returns whether it showed any lane; always `false`
+    /// for the other kinds.
+    ///
+    /// ```
+    /// use shm_ring::{Kind, MpscLanes, Segment, SegmentOptions};
+    /// let seg = Segment::anonymous(&SegmentOptions::new(Kind::Lanes, 4096).lanes(2))?;
+    /// let mut rx = seg.consumer::<MpscLanes>()?;
+    /// assert!(!rx.resync(), "nothing to show");
+    /// # Ok::<(), shm_ring::SegmentError>(())
+    /// ```
+    pub fn resync(&mut self) -> bool {
+        if K::KIND != Kind::Lanes {
+            return false;
+        }
+        let capacity = self.capacity;
+        let lanes = 1 + self.rest.len();
+        let shown = self.first.memory.summary().load(Ordering::Acquire);
+        let mut hidden = 0u64;
+        for lane in 0..lanes {
+            if shown & (1u64 << lane) == 0 && self.cursor(lane).work_at_head(capacity) {
+                hidden |= 1u64 << lane;
+            }
+        }
+        if hidden != 0 {
+            tracing::debug!(
+                lanes = hidden,
+                "lanes with records the summary did not show"
+            );
+            self.first
+                .memory
+                .summary()
+                .fetch_or(hidden, Ordering::AcqRel);
+        }
+        hidden != 0
+    }
+
     /// For code generic over the ring kind, once every producer is known to be gone
     /// (closed or dead): skips a claim left open at head at once, as no one remains who
     /// could commit it. MPSC: [`Consumer::<Mpsc>::unblock`]; SPSC and each lane of

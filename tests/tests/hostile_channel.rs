@@ -143,3 +143,50 @@ fn garbage_anywhere_in_the_segment_gives_errors_never_panics() {
     // The rounds exercised both paths: messages got through and garbage caused errors.
     assert!(out.messages > 0 && out.errors > 0, "{out:?}");
 }
+
+/// Where the lane summary word sits in the header page (see `shm_ring::layout`).
+const SUMMARY_OFFSET: u64 = 1024;
+
+/// A peer zeroes the MPSC lane summary after a message was committed: the reader still
+/// gets it (the paced check shows hidden lanes again), and once the writer has closed,
+/// still gets it before `Disconnected`.
+#[test]
+fn a_zeroed_lane_summary_hides_no_message() {
+    for writer_closes in [false, true] {
+        let name = shm_tests::unique_name("summary");
+        let mut rx: Receiver<Mpsc, Futex, Backoff> = ChannelBuilder::new()
+            .detect_interval(Duration::from_millis(20))
+            .create_receiver(&name, Backoff::default())
+            .unwrap();
+        let mut tx: Sender<Mpsc, Futex, Backoff> = Sender::open(&name, Backoff::default()).unwrap();
+        tx.send(b"hidden").unwrap();
+        let file = File::options()
+            .write(true)
+            .open(format!("/dev/shm/{name}"))
+            .unwrap();
+        file.write_all_at(&[0; 8], SUMMARY_OFFSET).unwrap();
+        if writer_closes {
+            drop(tx);
+            let mut got = Vec::new();
+            rx.recv_timeout(Duration::from_secs(5), |m| got.extend_from_slice(m))
+                .unwrap();
+            assert_eq!(got, b"hidden");
+            assert!(matches!(
+                rx.recv_timeout(Duration::from_secs(5), |_| ()),
+                Err(shm_channel::RecvError::Disconnected)
+            ));
+        } else {
+            let t = Instant::now();
+            let mut got = Vec::new();
+            rx.recv_timeout(Duration::from_secs(5), |m| got.extend_from_slice(m))
+                .unwrap();
+            assert_eq!(got, b"hidden");
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "after {:?}",
+                t.elapsed()
+            );
+            drop(tx);
+        }
+    }
+}

@@ -74,7 +74,9 @@ fn plan(full: bool) -> Vec<Step> {
     let mut pingpong = floors;
     pingpong.extend(kernel.clone());
     pingpong.extend(spsc.clone());
-    let mut stream = kernel.clone();
+    // The stream's floor: the simplest correct ring between the two processes.
+    let mut stream = vec!["floor/ring".to_string()];
+    stream.extend(kernel.clone());
     stream.extend(spsc.clone());
     stream.extend(channel_rows("mpsc", full));
     // Parked rows with both processes on one CPU: a wake-up there costs a context switch,
@@ -181,7 +183,7 @@ fn measure(
     if scenario == "fanin" {
         return fanin::measure(row, duration(scenario, o.full), &id);
     }
-    let setup = transport::parent(row, &id, 1 << 16);
+    let setup = transport::parent(row, &id, 1 << 16, size);
     let mut ep = setup.endpoint;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
@@ -233,8 +235,9 @@ fn child_main(args: &[String]) -> Result<(), String> {
     sys::pin(cpu.parse().map_err(|_| "cpu")?);
     // SAFETY: the parent handed exactly these fds to this process for the row.
     let fds: Vec<OwnedFd> = unsafe { shm_notify::handover::inherited() }.unwrap_or_default();
-    let mut ep = transport::child(row, rest, fds);
-    let line = scenario::child(role, &mut *ep, size.parse().map_err(|_| "size")?)?;
+    let size = size.parse().map_err(|_| "size")?;
+    let mut ep = transport::child(row, rest, fds, size);
+    let line = scenario::child(role, &mut *ep, size)?;
     println!("{line}");
     Ok(())
 }

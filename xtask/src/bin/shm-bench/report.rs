@@ -131,6 +131,14 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
                 .map_or("-".into(), |f| {
                     format!("{:.2}x", s.p50 as f64 / f.max(1) as f64)
                 }),
+            // A stream row's rate as a share of the ring floor's (same payload).
+            ("stream", _) if r.row != "floor/ring" => rows
+                .iter()
+                .find(|f| f.scenario == "stream" && f.row == "floor/ring" && f.payload == r.payload)
+                .filter(|f| f.sample.msgs_per_s > 0.0)
+                .map_or("-".into(), |f| {
+                    format!("{:.0}% of ring", 100.0 * s.msgs_per_s / f.sample.msgs_per_s)
+                }),
             _ => "-".into(),
         };
         let front = r.scenario == "paced" && pareto(rows, "paced", r.rate).contains(&r.row);

@@ -153,6 +153,185 @@ fn floor(seg: Segment, parent: bool, kind: &str, mut fds: std::vec::IntoIter<Own
     }
 }
 
+// ---------------------------------------------------------------- the ring floor
+
+/// Bytes of ring per direction, as the channel rows get (`1 << 16`).
+const RING_BYTES: usize = 1 << 16;
+/// The control line of a direction: the reader's published position.
+const RING_CTL: usize = 128;
+
+/// The simplest correct SPSC ring between the two processes, one direction each way:
+/// slots of `8 + payload` bytes rounded up to a cache line, each `[seq: u32, len: u32,
+/// payload]`. The writer copies the payload, then stores the header word (Release); the
+/// reader waits for the sequence it expects (Acquire) and hands the payload over in
+/// place. The reader publishes its position every quarter ring, the writer reads it only
+/// when it finds the ring full. Nothing else: no waiter protocol, no zeroing, no record
+/// kinds, no liveness. What a stream row gets against it is how close to the limit of
+/// moving these lines between the two CPUs it runs.
+struct RingFloor {
+    /// The mapping (both directions), unmapped on drop.
+    map: *mut u8,
+    len: usize,
+    out: RingHalf,
+    inp: RingHalf,
+}
+
+/// One direction of a [`RingFloor`], seen from one side.
+struct RingHalf {
+    /// Offset of its control line in the mapping; the slots follow it.
+    at: usize,
+    slot: usize,
+    slots: usize,
+    /// Messages written (writer side) or read (reader side) so far.
+    pos: u64,
+    /// The reader's position as the writer last read it.
+    seen: u64,
+}
+
+/// Slot size and count for messages of `size` bytes.
+fn ring_geometry(size: usize) -> (usize, usize) {
+    let slot = (8 + size.max(8)).div_ceil(64) * 64;
+    (slot, (RING_BYTES / slot).max(16))
+}
+
+impl RingFloor {
+    fn new(fd: &OwnedFd, size: usize, parent: bool) -> RingFloor {
+        let (slot, slots) = ring_geometry(size);
+        let half = RING_CTL + slot * slots;
+        let len = 2 * half;
+        // SAFETY: maps `len` bytes of a memfd sized to exactly that by the parent; the
+        // mapping is owned by this value and unmapped in drop.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(fd),
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED, "mmap ring floor");
+        let dir = |at| RingHalf {
+            at,
+            slot,
+            slots,
+            pos: 0,
+            seen: 0,
+        };
+        let (out, inp) = if parent { (0, half) } else { (half, 0) };
+        RingFloor {
+            map: map.cast(),
+            len,
+            out: dir(out),
+            inp: dir(inp),
+        }
+    }
+
+    fn word(&self, offset: usize) -> &shm_ring::sync::AtomicU64 {
+        // SAFETY: every offset passed is 8-aligned and inside the mapping (control lines
+        // and slot headers), which lives as long as `self`.
+        unsafe { shm_ring::sync::AtomicU64::from_ptr(self.map.add(offset).cast()) }
+    }
+
+    fn slot_at(h: &RingHalf, pos: u64) -> usize {
+        h.at + RING_CTL + (pos as usize % h.slots) * h.slot
+    }
+
+    /// The next message if it is there: its payload's offset and length.
+    fn peek(&self) -> Option<(usize, usize)> {
+        let h = &self.inp;
+        let at = Self::slot_at(h, h.pos);
+        let w = self.word(at).load(Ordering::Acquire);
+        (w as u32 == (h.pos + 1) as u32).then_some((at + 8, (w >> 32) as usize))
+    }
+
+    fn consumed(&mut self) {
+        self.inp.pos += 1;
+        let every = (self.inp.slots as u64 / 4).max(1);
+        if self.inp.pos.is_multiple_of(every) {
+            self.word(self.inp.at)
+                .store(self.inp.pos, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for RingFloor {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; nothing refers to it after.
+        unsafe { libc::munmap(self.map.cast(), self.len) };
+    }
+}
+
+impl Endpoint for RingFloor {
+    fn send(&mut self, msg: &[u8]) {
+        let (slots, pos) = (self.out.slots as u64, self.out.pos);
+        while pos - self.out.seen >= slots {
+            self.out.seen = self.word(self.out.at).load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+        let at = Self::slot_at(&self.out, pos);
+        assert!(
+            msg.len() + 8 <= self.out.slot,
+            "message larger than the slot"
+        );
+        // SAFETY: the slot lies inside the mapping and the reader is done with it (its
+        // published position is less than a ring behind); the payload fits (checked).
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.map.add(at + 8), msg.len()) };
+        let header = (pos + 1) as u32 as u64 | (msg.len() as u64) << 32;
+        self.word(at).store(header, Ordering::Release);
+        self.out.pos += 1;
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> bool {
+        let (at, len) = loop {
+            if let Some(m) = self.peek() {
+                break m;
+            }
+            std::hint::spin_loop();
+        };
+        // SAFETY: the header's Acquire load published these `len` bytes (bounded by the
+        // slot, which our own parent sized); the writer does not touch the slot again
+        // until we publish a position past it.
+        let m = unsafe { std::slice::from_raw_parts(self.map.add(at), len.min(self.inp.slot - 8)) };
+        buf.clear();
+        buf.extend_from_slice(m);
+        self.consumed();
+        !is_stop(buf)
+    }
+
+    fn recv_batch(&mut self, buf: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) -> bool {
+        if !self.recv(buf) {
+            return false;
+        }
+        f(buf);
+        // At most a channel row's poll limit per batch, like the channel rows.
+        for _ in 1..1024 {
+            let Some((at, len)) = self.peek() else { break };
+            // SAFETY: as in `recv`.
+            let m =
+                unsafe { std::slice::from_raw_parts(self.map.add(at), len.min(self.inp.slot - 8)) };
+            if is_stop(m) {
+                self.consumed();
+                return false;
+            }
+            f(m);
+            self.consumed();
+        }
+        true
+    }
+}
+
+/// A memfd sized for a ring floor of messages of `size` bytes.
+fn ring_floor_fd(size: usize) -> OwnedFd {
+    let (slot, slots) = ring_geometry(size);
+    let fd =
+        nix::sys::memfd::memfd_create(c"shm-bench-ring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .expect("memfd_create");
+    nix::unistd::ftruncate(&fd, (2 * (RING_CTL + slot * slots)) as i64).expect("ftruncate");
+    fd
+}
+
 // ---------------------------------------------------------------- kernel paths
 
 /// A byte stream (Unix socket, or a pair of pipes) carrying fixed-size messages.
@@ -338,9 +517,17 @@ macro_rules! with_channel {
 // ---------------------------------------------------------------- rows
 
 /// Sets up `row` in the parent. `id` names the row's shared objects uniquely.
-pub fn parent(row: &str, id: &str, capacity: usize) -> Setup {
+pub fn parent(row: &str, id: &str, capacity: usize, size: usize) -> Setup {
     let parts: Vec<&str> = row.split('/').collect();
     match parts[..] {
+        ["floor", "ring"] => {
+            let fd = ring_floor_fd(size);
+            Setup {
+                endpoint: Box::new(RingFloor::new(&fd, size, true)),
+                args: vec![],
+                fds: vec![fd],
+            }
+        }
         ["floor", kind] => {
             let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
             let mut fds = vec![seg.as_fd().try_clone_to_owned().unwrap()];
@@ -397,9 +584,10 @@ pub fn parent(row: &str, id: &str, capacity: usize) -> Setup {
 }
 
 /// Attaches the child's side of `row`.
-pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>) -> Box<dyn Endpoint> {
+pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>, size: usize) -> Box<dyn Endpoint> {
     let parts: Vec<&str> = row.split('/').collect();
     match parts[..] {
+        ["floor", "ring"] => Box::new(RingFloor::new(&fds[0], size, false)),
         ["floor", kind] => {
             let mut it = fds.into_iter();
             let seg = Segment::from_fd(it.next().unwrap()).unwrap();

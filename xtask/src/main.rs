@@ -11,8 +11,9 @@
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
 //! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
 //!   N seconds (default 60, as CI runs it), counting every message end to end.
-//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu]` — the cross-process matrix
-//!   (`shm-bench`, built in release mode); `bench --micro` — the criterion benchmarks.
+//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--peers]` — the cross-process
+//!   matrix (`shm-bench`, built in release mode; `--peers` adds other libraries' rows,
+//!   building with the `peers` feature); `bench --micro` — the criterion benchmarks.
 
 mod loom;
 mod mutants;
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--peers] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -203,7 +204,24 @@ fn run_release(package: &str, bin: &str, args: &[String]) -> Command {
 /// The cross-process matrix: builds `shm-bench` in release mode and runs it (through
 /// `cargo run`, so a custom CARGO_TARGET_DIR is honoured).
 fn bench(args: &[String]) -> Result {
-    run("shm-bench", run_release("xtask", "shm-bench", args))
+    let mut cmd = run_release("xtask", "shm-bench", args);
+    if args.iter().any(|a| a == "--peers") {
+        // Peers are linked only when asked for: the default build stays lean.
+        let mut with = cargo();
+        with.args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--features",
+            "peers",
+        ])
+        .args(["--bin", "shm-bench", "--"])
+        .args(args);
+        cmd = with;
+    }
+    run("shm-bench", cmd)
 }
 
 /// Criterion micro-benchmarks.

@@ -7,6 +7,8 @@
 //! minute to minute and only ratios measured side by side mean something.
 
 mod fanin;
+#[cfg(feature = "peers")]
+mod peers;
 mod report;
 mod scenario;
 mod select;
@@ -34,6 +36,8 @@ struct Opts {
     filter: Option<String>,
     json: bool,
     same_cpu: bool,
+    /// Add the peer libraries' rows (feature `peers`).
+    peers: bool,
 }
 
 const NOTIFIERS: [&str; 4] = ["futex", "sem", "fifo", "eventfd"];
@@ -63,7 +67,7 @@ type Step = (&'static str, Vec<String>, Vec<usize>, Vec<Option<u64>>);
 type Results =
     std::collections::BTreeMap<(String, String, usize, Option<u64>), (&'static str, Vec<Sample>)>;
 
-fn plan(full: bool) -> Vec<Step> {
+fn plan(full: bool, peers: bool) -> Vec<Step> {
     let kernel = vec!["kernel/uds".to_string(), "kernel/pipe".to_string()];
     let floors = vec![
         "floor/spin".to_string(),
@@ -90,7 +94,24 @@ fn plan(full: bool) -> Vec<Step> {
     );
     let mut latency = kernel;
     latency.extend(spsc);
-    vec![
+    // Peers: 64-byte messages only (fixed-size slots), beside our nearest rows.
+    let peer_rows: Vec<String> = if peers {
+        ["peer/ringfire/spin", "peer/ringfire/futex"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        Vec::new()
+    };
+    pingpong.extend(peer_rows.clone());
+    let peer_stream = peers.then(|| {
+        let mut rows = vec![
+            "floor/ring".to_string(),
+            "channel/spsc/futex/spin".to_string(),
+        ];
+        rows.extend(peer_rows.clone());
+        ("stream", rows, vec![64], vec![None])
+    });
+    let mut steps = vec![
         ("pingpong", pingpong, vec![64], vec![None]),
         // The record of a 64-byte message (8-byte header, 32-byte alignment: 96 bytes)
         // spans two cache lines where the spin floor moves one; 8 and 56-byte messages
@@ -137,7 +158,9 @@ fn plan(full: bool) -> Vec<Step> {
             vec![64],
             vec![None],
         ),
-    ]
+    ];
+    steps.extend(peer_stream);
+    steps
 }
 
 fn duration(scenario: &str, full: bool) -> Duration {
@@ -268,11 +291,18 @@ fn main() {
     while i < args.len() {
         match args[i].as_str() {
             "--quick" | "--full" | "--json" | "--same-cpu" => {}
+            "--peers" if cfg!(feature = "peers") => {}
+            "--peers" => {
+                eprintln!(
+                    "shm-bench: --peers needs the `peers` feature (cargo xtask bench --peers)"
+                );
+                std::process::exit(2);
+            }
             "--filter" if i + 1 < args.len() => i += 1,
             other => {
                 eprintln!("shm-bench: unknown argument {other:?}");
                 eprintln!(
-                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu]"
+                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu] [--peers]"
                 );
                 std::process::exit(2);
             }
@@ -290,10 +320,11 @@ fn main() {
         filter: value("--filter"),
         json: args.iter().any(|a| a == "--json"),
         same_cpu: args.iter().any(|a| a == "--same-cpu"),
+        peers: args.iter().any(|a| a == "--peers"),
     };
     let pinned = sys::cpus() >= 2 && sys::pin(0);
     let mut jobs = Vec::new();
-    for (scenario, rows, sizes, rates) in plan(o.full) {
+    for (scenario, rows, sizes, rates) in plan(o.full, o.peers) {
         for rep in 0..repeats(scenario, o.full) {
             for size in &sizes {
                 for rate in &rates {

@@ -520,6 +520,12 @@ macro_rules! with_channel {
 pub fn parent(row: &str, id: &str, capacity: usize, size: usize) -> Setup {
     let parts: Vec<&str> = row.split('/').collect();
     match parts[..] {
+        #[cfg(feature = "peers")]
+        ["peer", ..] => Setup {
+            endpoint: crate::peers::peer(&row["peer/".len()..], id, true),
+            args: vec![id.into()],
+            fds: vec![],
+        },
         ["floor", "ring"] => {
             let fd = ring_floor_fd(size);
             Setup {
@@ -588,6 +594,8 @@ pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>, size: usize) -> Box<
     let parts: Vec<&str> = row.split('/').collect();
     match parts[..] {
         ["floor", "ring"] => Box::new(RingFloor::new(&fds[0], size, false)),
+        #[cfg(feature = "peers")]
+        ["peer", ..] => crate::peers::peer(&row["peer/".len()..], &args[0], false),
         ["floor", kind] => {
             let mut it = fds.into_iter();
             let seg = Segment::from_fd(it.next().unwrap()).unwrap();

@@ -225,7 +225,14 @@ impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
             // The lane summary is shared memory: lanes it hides (a peer zeroed it) are
             // shown again here, so their records wait at most until the next check.
             if self.consumer.resync() {
-                return self.read(limit, handler);
+                let n = self.read(limit, handler)?;
+                if n > 0 {
+                    // This call's liveness check has not run: the next empty read owes it
+                    // (a dead writer is reported to the watch once; skipping the check
+                    // here would let the end park untimed with no one left to wake it).
+                    *self.gone_seen = true;
+                    return Ok(n);
+                }
             }
         }
         let gone = liveness::writers_closed(seg) || (check && liveness::writers_gone(seg));

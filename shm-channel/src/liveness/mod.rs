@@ -327,8 +327,10 @@ fn claim(seg: &Segment, at: usize) -> Result<Option<Slot>, ChannelError> {
         Locking::Busy => Ok(None),
         Locking::Taken(lock) => {
             // No live end holds the lock: whoever the word names is gone, unless it is
-            // an unlocked (fallback) end, which only its pid can tell.
-            loop {
+            // an unlocked (fallback) end, which only its pid can tell. Only a fallback
+            // claimer or a hostile writer can change the word under us: a few rounds,
+            // then the slot counts as taken rather than spin on it.
+            for _ in 0..64 {
                 let cur = state.load(Ordering::Acquire);
                 let free = match decode(cur) {
                     s @ (State::Open { locked: false } | State::Claiming { locked: false, .. }) => {
@@ -348,6 +350,11 @@ fn claim(seg: &Segment, at: usize) -> Result<Option<Slot>, ChannelError> {
                     return Ok(Some(slot(Some(lock))));
                 }
             }
+            tracing::warn!(
+                at,
+                "a slot's state word keeps changing under its lock: skipped"
+            );
+            Ok(None)
         }
         Locking::Unavailable => {
             let mine = CLAIMING | my_pid();

@@ -138,9 +138,11 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // SAFETY: errno is thread-local; reading and restoring it is what a handler must do.
     let errno = unsafe { *libc::__errno_location() };
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     let page = PAGE.load(Ordering::Relaxed);
-    for r in &RANGES {
+    // Only a fault (si_code > 0) has an address; a SIGBUS sent with kill(2) is passed on.
+    let ranges: &[Range] = if code > 0 { &RANGES } else { &[] };
+    for r in ranges {
         let (start, end) = (
             r.start.load(Ordering::Acquire),
             r.end.load(Ordering::Acquire),

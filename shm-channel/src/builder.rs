@@ -58,7 +58,8 @@ impl ChannelBuilder {
     }
 
     /// Data region size in bytes (a power of two, 64 B ..= 1 GiB); the largest message
-    /// is capacity / 8.
+    /// is capacity / 8. Each message takes 8 bytes of header plus its length rounded up
+    /// to 8; an SPSC ring (and each `MpscLanes` lane) holds capacity - 8 bytes of them.
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self

@@ -1,10 +1,13 @@
-//! The read side: deliver committed records in order, zero what was consumed, publish
-//! the new head.
+//! The read side: deliver committed records in order, publish the new head.
 //!
-//! Consumed bytes are zeroed before head moves past them, so the next lap finds zero
-//! lengths ("nothing here") and `unblock` can tell a hole from a record. Every length
-//! read from shared memory is validated before it is used: a corrupt or hostile segment
-//! yields [`ReadError::Corrupt`], never an out-of-bounds access.
+//! SPSC (and each lane of `MpscLanes`): the consumer writes nothing into the data region;
+//! the producer zeroes the header after each claim before it publishes the claim (see
+//! `producer`), so the next lap's stale records are never mistaken for new ones and the
+//! record lines move only from producer to consumer. MPSC: consumed bytes are zeroed
+//! before head moves past them, so the next lap finds zero lengths ("nothing here") and
+//! `unblock` can tell a hole from a record. Every length read from shared memory is
+//! validated before it is used: a corrupt or hostile segment yields
+//! [`ReadError::Corrupt`], never an out-of-bounds access.
 
 use crate::kind::{Mpsc, RingKind};
 use crate::layout::{Counter, Kind};
@@ -69,7 +72,11 @@ impl Segment {
                         "head {head} of lane {lane} is not 8-aligned"
                     )));
                 }
-                let head = finish_dead_consumer(&memory, self.capacity(), head)?;
+                let head = if K::KIND == Kind::Mpsc {
+                    finish_dead_consumer(&memory, self.capacity(), head)?
+                } else {
+                    head
+                };
                 Ok(Cursor { memory, head })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -102,9 +109,9 @@ fn lanes_mask(lanes: usize) -> u64 {
     u64::MAX >> (64 - lanes)
 }
 
-/// Completes what a consumer that died between delivering records and publishing head
-/// left undone: zeroes the delivered records and publishes head past them. Returns the
-/// head to resume at.
+/// MPSC: completes what a consumer that died between delivering records and publishing
+/// head left undone: zeroes the delivered records and publishes head past them. Returns
+/// the head to resume at. (An SPSC consumer zeroes nothing: its successor resumes at head.)
 fn finish_dead_consumer(
     memory: &RingMemory,
     capacity: usize,
@@ -149,13 +156,16 @@ impl<K: RingKind> Drop for Consumer<K> {
     }
 }
 
-/// Consumed-but-unpublished progress; zeroes and publishes on drop, so a panicking
-/// handler still leaves the ring consistent (the record it panicked on is consumed).
+/// Consumed-but-unpublished progress; publishes on drop (MPSC: zeroes first), so a
+/// panicking handler still leaves the ring consistent (the record it panicked on is
+/// consumed).
 struct Progress<'a> {
     memory: &'a RingMemory,
     capacity: usize,
     head: &'a mut u64,
     pos: u64,
+    /// MPSC: zero consumed records before head moves past them.
+    zeroes: bool,
 }
 
 impl Drop for Progress<'_> {
@@ -163,6 +173,13 @@ impl Drop for Progress<'_> {
     fn drop(&mut self) {
         let n = (self.pos - *self.head) as usize;
         if n == 0 || crate::sync::model_unwinding() {
+            return;
+        }
+        if !self.zeroes {
+            self.memory
+                .counter(Counter::Head)
+                .store(self.pos, Ordering::Release);
+            *self.head = self.pos;
             return;
         }
         // Delivered up to `pos`: a successor that finds `Consumed` ahead of `Head` knows
@@ -324,9 +341,10 @@ impl Cursor {
             capacity,
             head: &mut self.head,
             pos: start,
+            zeroes: K::KIND == Kind::Mpsc,
         };
         let mut count = 0;
-        // At most one lap per call: consumed bytes are zeroed only when the call ends.
+        // At most one lap per call: head is published only when the call ends.
         while count < limit && p.pos - start < capacity as u64 {
             let index = p.pos as usize & (capacity - 1);
             let length = p.memory.length(index).load(Ordering::Acquire);
@@ -403,12 +421,13 @@ fn to_padding(memory: &RingMemory, index: usize, current: i32, size: usize) -> b
         .is_ok()
 }
 
-/// Turns what waits uncommitted at `pos` into padding, when `pos` lies below `limit`, a
-/// position below which no producer is left to commit anything (SPSC protocol: the point
-/// the current producer resumed from, or tail once every producer is gone). A record
-/// being written becomes padding of its size; a hole (space claimed, header never
-/// written) becomes padding up to the next header written, `limit` or the end of the
-/// buffer, whichever comes first. Returns whether it changed anything.
+/// SPSC protocol: turns what waits uncommitted at `pos` into padding, when `pos` lies
+/// below `limit`, a position below which no producer is left to commit anything (the
+/// point the current producer resumed from, or tail once every producer is gone). A
+/// record (or padding) being written becomes padding of its size: a producer writes a
+/// claim's headers before it publishes the claim. A zero header cannot be left there by
+/// a producer that follows the protocol; it becomes padding to the end of the buffer or
+/// to `limit`, whichever comes first. Returns whether it changed anything.
 fn pad_abandoned(
     memory: &RingMemory,
     capacity: usize,
@@ -427,14 +446,7 @@ fn pad_abandoned(
     let current = length.load(Ordering::Acquire);
     let size = match current {
         1.. => return Ok(false),
-        0 => {
-            let end = (index as u64 + (limit - pos)).min(capacity as u64) as usize;
-            (index + HEADER_LEN..end)
-                .step_by(HEADER_LEN)
-                .find(|&i| memory.length(i).load(Ordering::Acquire) != 0)
-                .unwrap_or(end)
-                - index
-        }
+        0 => (index as u64 + (limit - pos)).min(capacity as u64) as usize - index,
         _ => checked_size(current, 1, index, capacity, max_msg).map_err(|e| e.to_string())?,
     };
     let won = to_padding(memory, index, current, size);

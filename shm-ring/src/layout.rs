@@ -15,7 +15,7 @@ use std::fmt;
 /// First eight bytes of every segment: `b"SHMRING1"` read as a native-endian u64.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMRING1");
 /// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// Size of the header page.
 pub const HEADER_LEN: usize = 4096;
 /// Offset of the opaque extension area in the header page (shm-channel's waiter words,
@@ -106,10 +106,11 @@ pub enum Counter {
     ConsumerHeartbeat = 3,
     /// Producer liveness stamp; its meaning is the caller's (shm-channel).
     ProducerHeartbeat = 4,
-    /// Position up to which records were delivered (consumer). Ahead of `Head` only while
-    /// the consumer zeroes what it consumed: a consumer that dies there leaves the
-    /// difference for its successor to zero, instead of zeroed records that read as an
-    /// empty ring behind a head that says full.
+    /// MPSC: position up to which records were delivered (consumer). Ahead of `Head`
+    /// only while the consumer zeroes what it consumed: a consumer that dies there leaves
+    /// the difference for its successor to zero, instead of zeroed records that read as
+    /// an empty ring behind a head that says full. Unused by SPSC rings, whose consumer
+    /// zeroes nothing.
     Consumed = 5,
     /// SPSC protocol (and each lane): the position the current producer started from.
     /// Whatever is left uncommitted below it belongs to a predecessor that is gone, so

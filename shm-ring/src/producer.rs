@@ -6,6 +6,15 @@
 //! padding record that fills the gap, and goes at index 0; if the space it needs there is
 //! not free as well, the write is refused and nothing is touched (the edge Aeron's C
 //! SPSC ring once got wrong by writing over unread data at index 0).
+//!
+//! SPSC (and each lane of `MpscLanes`), as Agrona's one-to-one ring: the consumer writes
+//! nothing into the data region, so old laps stay there. Before a producer publishes a
+//! claim (tail), it writes the claim's header and zeroes the header that follows the
+//! claim (which is why a claim needs 8 bytes of room beyond itself). The consumer thus
+//! never reaches a header that was not written in the current lap: the one after the
+//! last record says "nothing yet", and a producer that dies inside a claim leaves a
+//! header its successor's consumer can repair (see `Consumer`). MPSC producers cannot
+//! know where the next claim starts; there the consumer zeroes what it consumed.
 
 use crate::kind::{Mpsc, RingKind};
 use crate::layout::{Counter, Kind};
@@ -203,6 +212,11 @@ impl<K: RingKind> Producer<K> {
     #[inline]
     pub fn try_claim(&mut self, msg_type: i32, len: usize) -> Result<Claim<'_, K>, WriteError> {
         let index = self.begin(msg_type, len)?;
+        if K::KIND != Kind::Mpsc {
+            // SAFETY: the claim owns `index .. index + align(8 + len)` (`begin`); the
+            // SPSC consumer leaves old laps in place, so clear what the user will see.
+            unsafe { self.memory.zero(index + HEADER_LEN, align(len)) };
+        }
         // SAFETY: as in `try_write`: the reserved range is ours until commit or abort.
         let body = unsafe { self.memory.body_mut(index + HEADER_LEN, len) };
         Ok(Claim {
@@ -236,17 +250,16 @@ impl<K: RingKind> Producer<K> {
                 max: self.max_msg,
             });
         }
+        let record_len = (HEADER_LEN + len) as i32;
         let size = align(HEADER_LEN + len);
         let index = match K::KIND {
-            Kind::Spsc | Kind::Lanes => self.reserve_spsc(size)?,
-            Kind::Mpsc => self.reserve_mpsc(size)?,
+            Kind::Spsc | Kind::Lanes => self.reserve_spsc(msg_type, record_len, size)?,
+            Kind::Mpsc => {
+                let index = self.reserve_mpsc(size)?;
+                self.mark_writing(index, msg_type, record_len);
+                index
+            }
         };
-        self.memory
-            .msg_type(index)
-            .store(msg_type, Ordering::Relaxed);
-        self.memory
-            .length(index)
-            .store(-((HEADER_LEN + len) as i32), Ordering::Relaxed);
         // Keep the "being written" mark ahead of the body, so a consumer that unblocks a
         // stalled claim never mistakes body bytes for the start of the next record.
         fence(Ordering::Release);
@@ -273,28 +286,69 @@ impl<K: RingKind> Producer<K> {
         Ok(head)
     }
 
+    /// Stores the "being written" header of a claim at `index`.
     #[inline(always)]
-    fn reserve_spsc(&mut self, size: usize) -> Result<usize, WriteError> {
+    fn mark_writing(&self, index: usize, msg_type: i32, record_len: i32) {
+        self.memory
+            .msg_type(index)
+            .store(msg_type, Ordering::Relaxed);
+        self.memory
+            .length(index)
+            .store(-record_len, Ordering::Relaxed);
+    }
+
+    /// SPSC: reserves `size` bytes for a record (after padding, if it must wrap), and
+    /// writes its header (and the padding's, as "being written"), all before publishing
+    /// the new tail. Every claim below the shared tail then has headers of this lap that
+    /// say how long it is: what a producer that died leaves open, the consumer of its
+    /// successor skips exactly.
+    #[inline(always)]
+    fn reserve_spsc(
+        &mut self,
+        msg_type: i32,
+        record_len: i32,
+        size: usize,
+    ) -> Result<usize, WriteError> {
         let tail = self.tail;
-        let (index, pad) = self.needed(tail, size);
+        let (at, pad) = self.needed(tail, size);
         let need = (pad + size) as u64;
+        // Room for the claim and the header after it, which we zero.
+        let room = need + HEADER_LEN as u64;
         let cap = self.capacity as u64;
-        if need > cap - (tail - self.head_cache) {
+        if room > cap - (tail - self.head_cache) {
             self.head_cache = self.fresh_head(tail)?;
-            if need > cap - (tail - self.head_cache) {
+            if room > cap - (tail - self.head_cache) {
                 return Err(WriteError::Full);
             }
         }
-        // Tail first: every header the consumer can see then lies below the shared tail,
-        // so a successor that starts from it never finds the consumer past it.
+        let index = if pad > 0 {
+            self.mark_writing(at, PADDING_TYPE, pad as i32);
+            0
+        } else {
+            at
+        };
+        self.mark_writing(index, msg_type, record_len);
+        if !crate::sync::fault_late_header_zero() {
+            self.zero_next_header(index, size);
+        }
         self.tail = tail + need;
         self.memory
             .counter(Counter::Tail)
             .store(self.tail, Ordering::Release);
+        // Committed only now: the consumer never passes tail.
         if pad > 0 {
-            self.write_padding(index, pad);
+            self.write_padding(at, pad);
         }
-        Ok(if pad > 0 { 0 } else { index })
+        Ok(index)
+    }
+
+    /// SPSC: zeroes the header after the record of `size` bytes at `index` (free space:
+    /// the claim reserved it), so a consumer that reaches it finds "nothing yet", not a
+    /// record of an earlier lap.
+    #[inline(always)]
+    fn zero_next_header(&self, index: usize, size: usize) {
+        let next = (index + size) & (self.capacity - 1);
+        self.memory.length(next).store(0, Ordering::Relaxed);
     }
 
     fn reserve_mpsc(&mut self, size: usize) -> Result<usize, WriteError> {
@@ -381,6 +435,9 @@ impl<K: RingKind> Producer<K> {
                 .map_err(|_| WriteError::Unblocked);
         }
         length.store(record_len, commit_ordering());
+        if K::KIND != Kind::Mpsc && crate::sync::fault_late_header_zero() {
+            self.zero_next_header(index, align(record_len as usize));
+        }
         if K::KIND == Kind::Lanes {
             self.mark_lane();
         }

@@ -2,7 +2,7 @@
 //! out-of-bounds access.
 #![cfg(not(shm_loom))]
 
-use shm_ring::{Kind, ReadError, Segment, SegmentError, SegmentOptions, Spsc, WriteError};
+use shm_ring::{Kind, Mpsc, ReadError, Segment, SegmentError, SegmentOptions, Spsc, WriteError};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
@@ -292,18 +292,18 @@ fn corrupt_record_headers_are_errors() {
 
 #[test]
 fn corrupt_positions_are_errors() {
-    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 256)).unwrap();
     let f = file_of(&seg);
     let trailer = DATA + 256;
     put(&f, trailer + 128, &1000u64.to_ne_bytes()); // tail
     put(&f, trailer + 384, &8u64.to_ne_bytes()); // head
     assert!(matches!(
-        seg.producer::<Spsc>(),
+        seg.producer::<Mpsc>(),
         Err(SegmentError::CorruptHeader(_))
     ));
     put(&f, trailer + 384, &3u64.to_ne_bytes()); // unaligned head
     assert!(matches!(
-        seg.consumer::<Spsc>(),
+        seg.consumer::<Mpsc>(),
         Err(SegmentError::CorruptHeader(_))
     ));
     put(&f, trailer + 384, &8u64.to_ne_bytes()); // head
@@ -311,24 +311,24 @@ fn corrupt_positions_are_errors() {
     for consumed in [0u64, 12, 72, 8 + 257] {
         put(&f, trailer + 768, &consumed.to_ne_bytes());
         assert!(
-            matches!(seg.consumer::<Spsc>(), Err(SegmentError::CorruptHeader(_))),
+            matches!(seg.consumer::<Mpsc>(), Err(SegmentError::CorruptHeader(_))),
             "consumed {consumed}"
         );
     }
     put(&f, trailer + 768, &8u64.to_ne_bytes());
-    assert!(seg.consumer::<Spsc>().is_ok(), "refusals released the end");
+    assert!(seg.consumer::<Mpsc>().is_ok(), "refusals released the end");
 }
 
-/// A consumer killed after delivering records but before publishing head (it may have
-/// zeroed them already): its successor finishes the zeroing, resumes after them, and the
+/// MPSC: a consumer killed after delivering records but before publishing head (it may
+/// have zeroed them already): its successor finishes the zeroing, resumes after them, and the
 /// producer gets the space back. Without `Consumed` the zeroed records read as an empty
 /// ring while head says full, for ever.
 #[test]
 fn successor_finishes_a_dead_consumers_read() {
-    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Mpsc, 256)).unwrap();
     let f = file_of(&seg);
     let trailer = DATA + 256;
-    let mut tx = seg.producer::<Spsc>().unwrap();
+    let mut tx = seg.producer::<Mpsc>().unwrap();
     for i in 0..8u8 {
         tx.try_write(1, &[i; 24]).unwrap(); // 8 x 32 = the whole ring
     }
@@ -336,13 +336,143 @@ fn successor_finishes_a_dead_consumers_read() {
     // The dead consumer delivered the first two records, zeroed the first, and died.
     put(&f, trailer + 768, &64u64.to_ne_bytes());
     put(&f, DATA, &[0u8; 32]);
-    let mut rx = seg.consumer::<Spsc>().unwrap();
+    let mut rx = seg.consumer::<Mpsc>().unwrap();
     let mut got = Vec::new();
     rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
     assert_eq!(got, [2, 3, 4, 5, 6, 7]);
     tx.try_write(1, &[9; 24]).unwrap();
     rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
     assert_eq!(got, [2, 3, 4, 5, 6, 7, 9]);
+}
+
+/// SPSC: the consumer writes nothing into the data region (the producer zeroes the
+/// header after each claim instead), so record lines only ever move from producer to
+/// consumer; and old laps left in place are never read as new records.
+#[test]
+fn spsc_consumer_leaves_the_data_region_alone() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let f = file_of(&seg);
+    let data = |f: &File| {
+        let mut b = vec![0u8; 256];
+        f.read_exact_at(&mut b, DATA).unwrap();
+        b
+    };
+    let mut tx = seg.producer::<Spsc>().unwrap();
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    let mut got = Vec::new();
+    for lap in 0..5u8 {
+        for i in 0..5u8 {
+            tx.try_write(1 + i as i32, &[lap * 16 + i; 20]).unwrap(); // 28 -> 32 bytes
+        }
+        let before = data(&f);
+        assert_eq!(
+            rx.read(usize::MAX, |t, b| got.push((t, b.to_vec())))
+                .unwrap(),
+            5
+        );
+        assert_eq!(
+            data(&f),
+            before,
+            "lap {lap}: the consumer wrote into the data region"
+        );
+        assert_eq!(
+            rx.read(usize::MAX, |_, _| panic!("an old lap read as new"))
+                .unwrap(),
+            0
+        );
+    }
+    let want: Vec<_> = (0..5u8)
+        .flat_map(|lap| (0..5u8).map(move |i| (1 + i as i32, vec![lap * 16 + i; 20])))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// SPSC: a consumer leaves nothing half done between reads (it writes only head), so a
+/// successor resumes at head, whatever `Consumed` (an MPSC counter) holds, and the
+/// producer gets the space back.
+#[test]
+fn spsc_successor_consumer_resumes_at_head() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 256)).unwrap();
+    let f = file_of(&seg);
+    let mut tx = seg.producer::<Spsc>().unwrap();
+    for i in 0..7u8 {
+        tx.try_write(1, &[i; 24]).unwrap(); // 7 x 32: full but for the last header
+    }
+    assert_eq!(tx.try_write(1, &[7; 24]), Err(WriteError::Full));
+    let mut got = Vec::new();
+    let mut first = seg.consumer::<Spsc>().unwrap();
+    first.read(3, |_, b| got.push(b[0])).unwrap();
+    drop(first);
+    put(&f, DATA + 256 + 768, &8000u64.to_ne_bytes()); // `Consumed`: not ours to read
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5, 6]);
+    tx.try_write(1, &[7; 24]).unwrap();
+    rx.read(usize::MAX, |_, b| got.push(b[0])).unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4, 5, 6, 7]);
+}
+
+/// SPSC: two writers die in a row, each inside a claim, before the third attaches.
+/// The first died inside a claim that wraps: its padding (112..128) still says "being
+/// written", its record at 0..24 too. The second resumed after it and died inside its
+/// own record (24..40). The consumer must skip both claims exactly (the padding to the
+/// end of the buffer, each record by its own length) and deliver only the third
+/// writer's record, never a byte of the lap left in place under them.
+#[test]
+fn spsc_consumer_skips_claims_of_two_dead_writers_in_a_row() {
+    let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 128)).unwrap();
+    let f = file_of(&seg);
+    let (tail, resumed) = (DATA + 128 + 128, DATA + 128 + 128 * 7);
+    let mut rx = seg.consumer::<Spsc>().unwrap();
+    // Each writer attaches through a handle of its own and leaks it when it "dies", as
+    // a killed process would leave its end.
+    let handle = || Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap()).unwrap();
+    {
+        let first_seg = handle();
+        let mut first = first_seg.producer::<Spsc>().unwrap();
+        for i in 0..7u8 {
+            first.try_write(9, &[0x90 + i; 8]).unwrap(); // 0..112, read below
+        }
+        assert_eq!(rx.read(usize::MAX, |_, _| {}).unwrap(), 7);
+        // What `first` leaves when it dies inside a 16-byte-body claim that wraps: the
+        // headers it writes before publishing tail 152 (padding open, record open, the
+        // header after it zeroed), and not the padding's commit.
+        put(&f, DATA + 112, &(-16i32).to_ne_bytes());
+        put(&f, DATA + 116, &(-1i32).to_ne_bytes());
+        put(&f, DATA, &(-24i32).to_ne_bytes());
+        put(&f, DATA + 4, &5i32.to_ne_bytes());
+        put(&f, DATA + 24, &0i32.to_ne_bytes());
+        put(&f, tail, &152u64.to_ne_bytes());
+        std::mem::forget(first); // dies: no further writes
+        std::mem::forget(first_seg);
+    }
+    {
+        let second_seg = handle();
+        let mut second = second_seg.producer::<Spsc>().unwrap();
+        let mut claim = second.try_claim(6, 8).unwrap(); // 24..40, then dies
+        claim.as_mut_slice().fill(6);
+        std::mem::forget(claim);
+        std::mem::forget(second);
+        std::mem::forget(second_seg);
+    }
+    let third_seg = handle();
+    let mut third = third_seg.producer::<Spsc>().unwrap();
+    let mut r = [0u8; 8];
+    f.read_exact_at(&mut r, resumed).unwrap();
+    assert_eq!(
+        u64::from_ne_bytes(r),
+        168,
+        "the third resumes after both claims"
+    );
+    third.try_write(7, &[7; 8]).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(
+        rx.read(usize::MAX, |t, b| got.push((t, b.to_vec())))
+            .unwrap(),
+        1
+    );
+    assert_eq!(got, [(7, vec![7; 8])]);
+    assert_eq!(rx.position(), 168 + 16);
 }
 
 /// Random bytes over the data region while a reader reads, 100,000 rounds (or

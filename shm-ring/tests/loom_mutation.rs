@@ -1,6 +1,6 @@
-//! The loom suite can fail: the real SPSC protocol with the committed length published
-//! `Relaxed` instead of `Release` (a fault injected through `sync::fault`) must be caught.
-//! A separate test binary, so the global fault switch cannot leak into other models.
+//! The loom suite can fail: the real SPSC protocol with a fault injected through
+//! `sync::fault` must be caught. One test binary per fault, so a global fault switch
+//! cannot leak into other models (`loom_mutation_header.rs` holds the other).
 #![cfg(shm_loom)]
 
 #[allow(dead_code)]

@@ -43,6 +43,9 @@ enum Entry {
 struct Model {
     cap: u64,
     max: usize,
+    /// Bytes a producer cannot fill: SPSC keeps the header after its last record free
+    /// (it zeroes it, so the consumer never reads an earlier lap there).
+    slack: u64,
     head: u64,
     tail: u64,
     entries: VecDeque<Entry>,
@@ -60,7 +63,7 @@ impl Model {
         let size = record_size(len) as u64;
         let to_end = self.cap - self.tail % self.cap;
         let pad = if size > to_end { to_end } else { 0 };
-        if pad + size > self.cap - (self.tail - self.head) {
+        if pad + size + self.slack > self.cap - (self.tail - self.head) {
             return Err(WriteError::Full);
         }
         if pad > 0 {
@@ -172,6 +175,7 @@ fn run<K: RingKind>(
     let mut model = Model {
         cap: cap as u64,
         max: cap / 8,
+        slack: if K::KIND == Kind::Mpsc { 0 } else { 8 },
         head: 0,
         tail: 0,
         entries: VecDeque::new(),

@@ -165,8 +165,9 @@ impl RingMemory {
     /// Zeroes `index..index + len` of the data region.
     ///
     /// # Safety
-    /// The range is within the data region and consumed by the caller: no producer may
-    /// write it until head moves past it (which the caller does after this call).
+    /// The range is within the data region and the caller's alone: consumed records no
+    /// producer may write until head moves past them (the caller moves it after this
+    /// call), or a producer's own claim.
     #[inline(always)]
     pub(crate) unsafe fn zero(&self, index: usize, len: usize) {
         debug_assert!(index + len <= self.capacity);

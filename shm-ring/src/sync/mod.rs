@@ -169,6 +169,19 @@ pub mod fault {
     static RELAXED_COMMIT: AtomicBool = AtomicBool::new(false);
     #[allow(clippy::disallowed_types)]
     static SKIP_LANE_FENCE: AtomicBool = AtomicBool::new(false);
+    #[allow(clippy::disallowed_types)]
+    static LATE_HEADER_ZERO: AtomicBool = AtomicBool::new(false);
+
+    /// An SPSC producer zeroes the header after its record only once the record is
+    /// committed, instead of before it publishes its claim (a bug on purpose: a consumer
+    /// may read the next header before it is zeroed, and find a record of an old lap).
+    pub fn set_late_header_zero(on: bool) {
+        LATE_HEADER_ZERO.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn late_header_zero() -> bool {
+        LATE_HEADER_ZERO.load(Ordering::SeqCst)
+    }
 
     /// Leave out the fence an `MpscLanes` producer makes after its commit (a bug on
     /// purpose: it is the lane summary's fence and, in shm-channel, the waker's).
@@ -201,6 +214,16 @@ pub(crate) fn commit_ordering() -> Ordering {
     return fault::commit_ordering();
     #[cfg(not(shm_loom))]
     Ordering::Release
+}
+
+/// Whether the loom mutation suite moved the SPSC producer's next-header zeroing after
+/// its commit; always `false` outside loom.
+#[inline(always)]
+pub(crate) fn fault_late_header_zero() -> bool {
+    #[cfg(shm_loom)]
+    return fault::late_header_zero();
+    #[cfg(not(shm_loom))]
+    false
 }
 
 /// The `SeqCst` fence an `MpscLanes` producer makes after its commit.

@@ -2,9 +2,10 @@
 //!
 //! One slot per 8 bytes of the data region: the two header words are loom atomics and
 //! the bytes a body puts there live in one loom `UnsafeCell` per slot, so loom checks
-//! races per slot, not across the whole buffer. The two views of a slot are separate
-//! storage; the protocol never reads a header word whose last writer was a body write
-//! (consumed bytes are zeroed in both views before reuse).
+//! races per slot, not across the whole buffer. A body write also stores its first four
+//! bytes into the slot's length word (`Relaxed`), as the real memory would hold them:
+//! the SPSC consumer leaves old laps in place, and a protocol bug that makes it read a
+//! header where a body was must read what is really there.
 
 use super::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use crate::layout::{Counter, EXTENSION_LEN};
@@ -100,10 +101,14 @@ impl RingMemory {
     pub(crate) unsafe fn write(&self, index: usize, src: &[u8]) {
         assert!(index % 8 == 0);
         for (i, chunk) in src.chunks(8).enumerate() {
-            self.slots()[index / 8 + i].bytes.with_mut(|p| {
+            let slot = &self.slots()[index / 8 + i];
+            let word = slot.bytes.with_mut(|p| {
                 // SAFETY: loom's cell hands out a valid pointer and checks exclusivity.
-                unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) }
+                let bytes = unsafe { &mut *p };
+                bytes[..chunk.len()].copy_from_slice(chunk);
+                i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
             });
+            slot.length.store(word, Ordering::Relaxed);
         }
     }
 

@@ -48,7 +48,9 @@ fn advance<K: RingKind>(tx: &mut Producer<K>, rx: &mut Consumer<K>, pos: usize) 
 
 /// One producer, one consumer, a 64-byte ring. Three records wait unread when the
 /// producer starts, so it must wait for space; its last record needs padding at the
-/// end and wraps to index 0, over bytes the consumer has just zeroed.
+/// end and wraps to index 0, onto the lap the consumer has just read (SPSC leaves it in
+/// place: the producer's zeroed next header is all that tells the consumer to stop
+/// there, and it reads up to eight records per call, so it looks).
 pub fn spsc_wraps_and_waits_for_space() {
     loom::model(|| {
         let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
@@ -62,7 +64,8 @@ pub fn spsc_wraps_and_waits_for_space() {
             let mut claim = tx.try_claim(4, 0).unwrap();
             claim.as_mut_slice().fill(4);
             claim.commit().unwrap();
-            // 16 bytes: padding 56..64, then 0..16 once record 1 is consumed.
+            // 16 bytes: padding 56..64, then 0..16 once records 1 and 2 are consumed
+            // (the header at 16, record 2's, is zeroed with it).
             write_retrying(&mut tx, 5, 8);
         });
         read_in_order(&mut rx, 5, |ty| if ty == 4 { 0 } else { 8 });
@@ -109,25 +112,26 @@ pub fn mpsc_two_producers_wrap() {
 }
 
 /// SPSC: a producer fills the 64-byte ring and leaves; its successor attaches while the
-/// consumer is reading, and its record wraps onto bytes the consumer is zeroing. The
+/// consumer is reading, and its record wraps onto records the consumer is reading. The
 /// successor's attach must synchronise with the consumer's progress (head, acquired),
-/// or it writes space whose zeroing it has not seen.
+/// or it writes over a body still being read.
 pub fn spsc_successor_attaches_while_consuming() {
     loom::model(|| {
         let seg = Segment::anonymous(&SegmentOptions::new(Kind::Spsc, 64)).unwrap();
         let mut rx = seg.consumer::<Spsc>().unwrap();
         {
             let mut first = seg.producer::<Spsc>().unwrap();
-            for t in 1..=4 {
-                first.try_write(t, &body(t, 8)).unwrap(); // four 16-byte records: full
+            for t in 1..=3 {
+                first.try_write(t, &body(t, 8)).unwrap(); // 48 bytes
             }
+            first.try_write(4, &[]).unwrap(); // 8 more: full, but for the next header
         }
         let successor_seg = seg.clone();
         let successor = thread::spawn(move || {
             let mut tx = successor_seg.producer::<Spsc>().unwrap();
             write_retrying(&mut tx, 5, 8);
         });
-        read_in_order(&mut rx, 5, |_| 8);
+        read_in_order(&mut rx, 5, |ty| if ty == 4 { 0 } else { 8 });
         successor.join().unwrap();
     });
 }

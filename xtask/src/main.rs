@@ -11,7 +11,7 @@
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
 //! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
 //!   N seconds (default 60, as CI runs it), counting every message end to end.
-//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--peers]` — the cross-process
+//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers]` — the cross-process
 //!   matrix (`shm-bench`, built in release mode; `--peers` adds other libraries' rows,
 //!   building with the `peers` feature); `bench --micro` — the criterion benchmarks.
 
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--peers] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS

@@ -55,9 +55,15 @@ impl Tally {
     }
 }
 
-fn spawn_writers(how: &str, name: &str, n: usize, dur: Duration) -> Result<Vec<Child>, String> {
+fn spawn_writers(
+    how: &str,
+    name: &str,
+    n: usize,
+    dur: Duration,
+    writer_cpu: usize,
+) -> Result<Vec<Child>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let cpu = if cpus() >= 2 { 1 } else { 0 };
+    let cpu = if cpus() >= 2 { writer_cpu } else { 0 };
     (0..n)
         .map(|id| {
             let target = if how == "mpsc" {
@@ -75,7 +81,7 @@ fn spawn_writers(how: &str, name: &str, n: usize, dur: Duration) -> Result<Vec<C
 }
 
 /// Runs `row` (`mpsc/N` or `waitset/N`) for `dur`, this process reading.
-pub fn measure(row: &str, dur: Duration, id: &str) -> Result<Sample, String> {
+pub fn measure(row: &str, dur: Duration, id: &str, writer_cpu: usize) -> Result<Sample, String> {
     let (how, n) = row
         .split_once('/')
         .and_then(|(h, n)| Some((h, n.parse::<usize>().ok()?)))
@@ -95,7 +101,7 @@ pub fn measure(row: &str, dur: Duration, id: &str) -> Result<Sample, String> {
             let mut rx: Receiver<Mpsc, Fifo, Backoff> = b
                 .create_receiver(id, backoff())
                 .map_err(|e| e.to_string())?;
-            writers = spawn_writers(how, id, n, dur)?;
+            writers = spawn_writers(how, id, n, dur, writer_cpu)?;
             loop {
                 match rx.recv(|m| t.take(m)) {
                     Ok(()) => {}
@@ -120,7 +126,7 @@ pub fn measure(row: &str, dur: Duration, id: &str) -> Result<Sample, String> {
                     .map_err(|e| e.to_string())?;
                 set.add(rx).map_err(|e| e.to_string())?;
             }
-            writers = spawn_writers(how, id, n, dur)?;
+            writers = spawn_writers(how, id, n, dur, writer_cpu)?;
             let mut open = n;
             while open > 0 {
                 let got = set

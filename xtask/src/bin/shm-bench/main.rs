@@ -38,10 +38,12 @@ struct Opts {
     same_cpu: bool,
     /// Add the peer libraries' rows (feature `peers`).
     peers: bool,
+    /// The parent's CPU and the child's (`--cpus A,B`; 0 and 1 by default).
+    cpus: (usize, usize),
 }
 
 const NOTIFIERS: [&str; 4] = ["futex", "sem", "fifo", "eventfd"];
-/// The pingpong scenario with both processes on CPU 0.
+/// The pingpong scenario with both processes on the first CPU.
 pub(crate) const ONE_CPU: &str = "pingpong-1cpu";
 
 fn channel_rows(ring: &str, full: bool) -> Vec<String> {
@@ -76,6 +78,7 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     ];
     let spsc = channel_rows("spsc", full);
     let mut pingpong = floors;
+    pingpong.push("floor/ring".to_string());
     pingpong.extend(kernel.clone());
     pingpong.extend(spsc.clone());
     // The stream's floor: the simplest correct ring between the two processes.
@@ -113,13 +116,17 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     });
     let mut steps = vec![
         ("pingpong", pingpong, vec![64], vec![None]),
-        // The record of a 64-byte message (8-byte header, 32-byte alignment: 96 bytes)
-        // spans two cache lines where the spin floor moves one; 8 and 56-byte messages
-        // make one-line records, which shows what the second line costs.
+        // The spin round trip by payload, against floors that move as many lines: the
+        // record of a 64-byte message (8-byte header, 72 bytes) spans two cache lines,
+        // 8 and 56-byte messages make one-line records.
         (
             "pingpong",
-            vec!["floor/spin".into(), "channel/spsc/futex/spin".into()],
-            vec![8, 56],
+            vec![
+                "floor/spin".into(),
+                "floor/ring".into(),
+                "channel/spsc/futex/spin".into(),
+            ],
+            vec![8, 56, 120, 256],
             vec![None],
         ),
         (ONE_CPU, one_cpu, vec![64], vec![None]),
@@ -204,7 +211,7 @@ fn measure(
     }
     let id = format!("shmbench-{}-{n}", std::process::id());
     if scenario == "fanin" {
-        return fanin::measure(row, duration(scenario, o.full), &id);
+        return fanin::measure(row, duration(scenario, o.full), &id, o.cpus.1);
     }
     let setup = transport::parent(row, &id, 1 << 16, size);
     let mut ep = setup.endpoint;
@@ -213,9 +220,9 @@ fn measure(
     let echo = scenario == "pingpong" || scenario == ONE_CPU;
     let role = if echo { "echo" } else { "sink" };
     let cpu = if o.same_cpu || scenario == ONE_CPU || sys::cpus() < 2 {
-        0
+        o.cpus.0
     } else {
-        1
+        o.cpus.1
     };
     cmd.args(["--child", role, row, &size.to_string(), &cpu.to_string()])
         .args(&setup.args);
@@ -265,6 +272,30 @@ fn child_main(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `A,B`: two different CPUs this process may run on.
+fn parse_cpus(v: &str) -> Result<(usize, usize), String> {
+    let (a, b) = v
+        .split_once(',')
+        .ok_or_else(|| format!("{v:?} is not two CPU numbers A,B"))?;
+    let num = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{s:?} is not a CPU number"))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a == b {
+        return Err(format!(
+            "CPU {a} twice (--same-cpu runs both processes on one)"
+        ));
+    }
+    for c in [a, b] {
+        if !sys::allowed(c) {
+            return Err(format!("CPU {c} is not one this process may run on"));
+        }
+    }
+    Ok((a, b))
+}
+
 /// The repeat with the median p50 (or rate); with an even count, the lower middle one.
 fn median(mut v: Vec<Sample>) -> Sample {
     let key = |s: &Sample| {
@@ -298,11 +329,11 @@ fn main() {
                 );
                 std::process::exit(2);
             }
-            "--filter" if i + 1 < args.len() => i += 1,
+            "--filter" | "--cpus" if i + 1 < args.len() => i += 1,
             other => {
                 eprintln!("shm-bench: unknown argument {other:?}");
                 eprintln!(
-                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu] [--peers]"
+                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers]"
                 );
                 std::process::exit(2);
             }
@@ -315,14 +346,22 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    let cpus = match value("--cpus").map(|v| parse_cpus(&v)).transpose() {
+        Ok(c) => c.unwrap_or((0, 1)),
+        Err(e) => {
+            eprintln!("shm-bench: --cpus: {e}");
+            std::process::exit(2);
+        }
+    };
     let o = Opts {
         full: args.iter().any(|a| a == "--full"),
         filter: value("--filter"),
         json: args.iter().any(|a| a == "--json"),
         same_cpu: args.iter().any(|a| a == "--same-cpu"),
         peers: args.iter().any(|a| a == "--peers"),
+        cpus,
     };
-    let pinned = sys::cpus() >= 2 && sys::pin(0);
+    let pinned = sys::cpus() >= 2 && sys::pin(o.cpus.0);
     let mut jobs = Vec::new();
     for (scenario, rows, sizes, rates) in plan(o.full, o.peers) {
         for rep in 0..repeats(scenario, o.full) {
@@ -376,7 +415,7 @@ fn main() {
             sample: median(samples),
         })
         .collect();
-    let env = report::Environment::probe(pinned, o.same_cpu, o.full);
+    let env = report::Environment::probe(pinned, o.same_cpu, o.full, o.cpus);
     if let Err(e) = report::write_all(&rows, &env, o.json) {
         eprintln!("shm-bench: writing the report failed: {e}");
         std::process::exit(1);

@@ -14,10 +14,14 @@ pub struct Environment {
     pub pinned: bool,
     pub same_cpu: bool,
     pub full: bool,
+    /// The parent's and the child's CPU.
+    pub cpus: (usize, usize),
+    /// What those two CPUs share (a core, a cache), from sysfs.
+    pub shared: String,
 }
 
 impl Environment {
-    pub fn probe(pinned: bool, same_cpu: bool, full: bool) -> Self {
+    pub fn probe(pinned: bool, same_cpu: bool, full: bool, cpus: (usize, usize)) -> Self {
         let out = |cmd: &str, args: &[&str]| {
             std::process::Command::new(cmd)
                 .args(args)
@@ -32,6 +36,8 @@ impl Environment {
             pinned,
             same_cpu,
             full,
+            cpus,
+            shared: crate::sys::shared(cpus.0, cpus.1),
         }
     }
 
@@ -43,9 +49,12 @@ impl Environment {
             self.kernel,
             if self.full { "full" } else { "quick" },
             match (self.pinned, self.same_cpu) {
-                (_, true) => "both processes pinned to CPU 0 (--same-cpu)",
-                (true, false) => "processes pinned to CPUs 0 and 1",
-                (false, false) => "unpinned (fewer than two CPUs)",
+                (_, true) => format!("both processes pinned to CPU {} (--same-cpu)", self.cpus.0),
+                (true, false) => format!(
+                    "processes pinned to CPUs {} and {}: {}",
+                    self.cpus.0, self.cpus.1, self.shared
+                ),
+                (false, false) => "unpinned (fewer than two CPUs)".into(),
             }
         )
     }
@@ -66,13 +75,14 @@ fn p50_of(rows: &[Row], scenario: &str, row: &str, payload: usize) -> Option<u64
         .map(|r| r.sample.p50)
 }
 
-/// The floor a pingpong row is compared with: spin for spinning rows, the raw wake of its
-/// notifier for blocking futex and eventfd rows.
+/// The floor a pingpong row is compared with: for spinning rows the ring floor, which
+/// moves the same payload through cache-line slots (as many lines as the payload needs,
+/// nothing else); for blocking futex and eventfd rows the raw wake of their notifier.
 fn floor_for(row: &str) -> Option<&'static str> {
     let p: Vec<&str> = row.split('/').collect();
     match p[..] {
-        ["channel", _, _, "spin"] => Some("floor/spin"),
-        ["channel", _, "futex", "blocking"] => Some("floor/futex"),
+        ["channel", _, _, "spin"] | ["peer", _, "spin"] => Some("floor/ring"),
+        ["channel", _, "futex", "blocking"] | ["peer", _, "futex"] => Some("floor/futex"),
         ["channel", _, "eventfd", "blocking"] => Some("floor/eventfd"),
         _ => None,
     }
@@ -102,19 +112,21 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
     let _ = writeln!(
         md,
         "Latencies in µs (pingpong: round trip; pingpong-1cpu: the same with both processes \
-         on CPU 0, parked rows only; others: one way). CPU is CPU-seconds per wall second \
+         on the first CPU, parked rows only; others: one way). CPU is CPU-seconds per wall second \
          of each process (1.0 = a whole core). `vs floor` is p50 over the p50 of the floor measured \
-         in the same run (spin rows against floor/spin, blocking futex/eventfd rows against their raw \
-         wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
+         in the same run (spin rows against floor/ring, which moves the same payload in cache-line \
+         slots and nothing else; floor/spin moves one word; blocking futex/eventfd rows against their \
+         raw wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
          spin = BusySpin; backoff = 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
          latency); the paced writer's CPU includes its pacing spin. `select`: one non-blocking \
          wait on N eventfds (N in the row name) of which one is ready, `poll(2)` against epoll; \
-         latency per call. `fanin`: N writer processes (on CPU 1) into one reader, one MPSC \
+         latency per call. `fanin`: N writer processes (on the second CPU) into one reader, one MPSC \
          channel or N SPSC channels in a `WaitSet` (FIFO notifiers, Backoff), total rate. \
-         Pingpong payloads 8 and 56: records of one cache line (a 64-byte payload's record, \
-         96 bytes, spans two), against the floor of the same run.\n"
+         Pingpong payloads 8 to 256: a record is an 8-byte header and the payload rounded up to \
+         8 bytes (56 B: one cache line; 64 B: 72 bytes, two lines), against floor/ring at the same \
+         payload (its slots: header and payload rounded up to whole lines).\n"
     );
     let mut scenario = "";
     for r in rows {

@@ -99,9 +99,14 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     latency.extend(spsc);
     // Peers: 64-byte messages only (fixed-size slots), beside our nearest rows.
     let peer_rows: Vec<String> = if peers {
-        ["peer/ringfire/spin", "peer/ringfire/futex"]
-            .map(String::from)
-            .to_vec()
+        [
+            "peer/ringfire/spin",
+            "peer/ringfire/futex",
+            "peer/iceoryx2/spin",
+            "peer/iceoryx2/blocking",
+        ]
+        .map(String::from)
+        .to_vec()
     } else {
         Vec::new()
     };

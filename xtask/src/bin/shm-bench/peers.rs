@@ -4,6 +4,9 @@
 //! `peer/ringfire/{spin,futex}`: ringfire 0.5 SPSC rings of 64-byte slots, lossless
 //! (backpressure, like our channels), one ring each way; the parent creates the forward
 //! ring, the child the backward one. Only 64-byte messages (its slots are fixed-size).
+//! `peer/iceoryx2/{spin,blocking}`: see [`ice`].
+
+mod ice;
 
 use crate::transport::{Endpoint, STOP};
 use ringfire::wait::WaitStrategy;
@@ -129,6 +132,8 @@ pub fn peer(kind: &str, id: &str, parent: bool) -> Box<dyn Endpoint> {
     match kind {
         "ringfire/spin" => endpoint(id, parent, ringfire::wait::BusySpin::new()),
         "ringfire/futex" => endpoint(id, parent, ringfire::wait::FutexWait::default()),
+        "iceoryx2/spin" => Box::new(ice::Ice::new(id, parent, false)),
+        "iceoryx2/blocking" => Box::new(ice::Ice::new(id, parent, true)),
         k => panic!("unknown peer row {k}"),
     }
 }

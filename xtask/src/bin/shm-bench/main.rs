@@ -79,6 +79,7 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     let spsc = channel_rows("spsc", full);
     let mut pingpong = floors;
     pingpong.push("floor/ring".to_string());
+    pingpong.push("ring/spsc/spin".to_string());
     pingpong.extend(kernel.clone());
     pingpong.extend(spsc.clone());
     // The stream's floor: the simplest correct ring between the two processes.
@@ -129,6 +130,7 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
             vec![
                 "floor/spin".into(),
                 "floor/ring".into(),
+                "ring/spsc/spin".into(),
                 "channel/spsc/futex/spin".into(),
             ],
             vec![8, 56, 120, 256],

@@ -81,7 +81,7 @@ fn p50_of(rows: &[Row], scenario: &str, row: &str, payload: usize) -> Option<u64
 fn floor_for(row: &str) -> Option<&'static str> {
     let p: Vec<&str> = row.split('/').collect();
     match p[..] {
-        ["channel", _, _, "spin"] | ["peer", _, "spin"] => Some("floor/ring"),
+        ["channel", _, _, "spin"] | ["peer", _, "spin"] | ["ring", _, "spin"] => Some("floor/ring"),
         ["channel", _, "futex", "blocking"] | ["peer", _, "futex"] => Some("floor/futex"),
         ["channel", _, "eventfd", "blocking"] => Some("floor/eventfd"),
         _ => None,

@@ -514,6 +514,54 @@ macro_rules! with_channel {
     };
 }
 
+// ---------------------------------------------------------------- the bare ring
+
+/// `ring/spsc/spin`: shm-ring's SPSC producer and consumer alone, one segment each way,
+/// spinning: no waiter protocol, liveness or channel checks. Between `floor/ring` and
+/// `channel/spsc/*/spin`, it shows what the record protocol costs and what the channel
+/// adds on top.
+struct BareRing {
+    tx: shm_ring::Producer<shm_ring::Spsc>,
+    rx: shm_ring::Consumer<shm_ring::Spsc>,
+}
+
+impl BareRing {
+    /// `fds`: the parent-to-child segment, then the child-to-parent one.
+    fn new(fds: &[OwnedFd], parent: bool) -> BareRing {
+        let seg = |i: usize| Segment::from_fd(fds[i].try_clone().unwrap()).unwrap();
+        let (out, inp) = if parent { (seg(0), seg(1)) } else { (seg(1), seg(0)) };
+        BareRing {
+            tx: out.producer().unwrap(),
+            rx: inp.consumer().unwrap(),
+        }
+    }
+}
+
+impl Endpoint for BareRing {
+    fn send(&mut self, msg: &[u8]) {
+        while let Err(e) = self.tx.try_write(1, msg) {
+            assert_eq!(e, shm_ring::WriteError::Full, "bare ring write");
+            std::hint::spin_loop();
+        }
+    }
+
+    fn recv(&mut self, buf: &mut Vec<u8>) -> bool {
+        let mut n = 0;
+        while self
+            .rx
+            .read(1, |_, m| {
+                buf[..m.len()].copy_from_slice(m);
+                n = m.len();
+            })
+            .unwrap()
+            == 0
+        {
+            std::hint::spin_loop();
+        }
+        !is_stop(&buf[..n])
+    }
+}
+
 // ---------------------------------------------------------------- rows
 
 /// Sets up `row` in the parent. `id` names the row's shared objects uniquely.
@@ -526,6 +574,20 @@ pub fn parent(row: &str, id: &str, capacity: usize, size: usize) -> Setup {
             args: vec![id.into()],
             fds: vec![],
         },
+        ["ring", "spsc", "spin"] => {
+            let opts = SegmentOptions::new(Kind::Spsc, capacity);
+            let fds: Vec<OwnedFd> = (0..2)
+                .map(|_| {
+                    let seg = Segment::anonymous(&opts).unwrap();
+                    seg.as_fd().try_clone_to_owned().unwrap()
+                })
+                .collect();
+            Setup {
+                endpoint: Box::new(BareRing::new(&fds, true)),
+                args: vec![],
+                fds,
+            }
+        }
         ["floor", "ring"] => {
             let fd = ring_floor_fd(size);
             Setup {
@@ -594,6 +656,7 @@ pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>, size: usize) -> Box<
     let parts: Vec<&str> = row.split('/').collect();
     match parts[..] {
         ["floor", "ring"] => Box::new(RingFloor::new(&fds[0], size, false)),
+        ["ring", "spsc", "spin"] => Box::new(BareRing::new(&fds, false)),
         #[cfg(feature = "peers")]
         ["peer", ..] => crate::peers::peer(&row["peer/".len()..], &args[0], false),
         ["floor", kind] => {

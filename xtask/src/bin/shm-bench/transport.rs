@@ -529,7 +529,11 @@ impl BareRing {
     /// `fds`: the parent-to-child segment, then the child-to-parent one.
     fn new(fds: &[OwnedFd], parent: bool) -> BareRing {
         let seg = |i: usize| Segment::from_fd(fds[i].try_clone().unwrap()).unwrap();
-        let (out, inp) = if parent { (seg(0), seg(1)) } else { (seg(1), seg(0)) };
+        let (out, inp) = if parent {
+            (seg(0), seg(1))
+        } else {
+            (seg(1), seg(0))
+        };
         BareRing {
             tx: out.producer().unwrap(),
             rx: inp.consumer().unwrap(),

@@ -16,7 +16,8 @@ type Rx<K> = Receiver<K, ThreadNotifier, Blocking>;
 type Tx<K> = Sender<K, ThreadNotifier, Blocking>;
 
 fn msg(i: u8) -> [u8; 8] {
-    [i; 8] // 16-byte records: four fill the 64-byte ring
+    [i; 8] // 16-byte records: three fill the 64-byte ring (an SPSC ring, and each lane,
+           // holds capacity - 8 bytes: the header after the last record stays free)
 }
 
 fn pair<K: ChannelKind>() -> (Tx<K>, Rx<K>) {
@@ -97,16 +98,16 @@ pub fn spsc_reader_parks_on_empty() {
 pub fn spsc_writer_parks_on_full() {
     check(None, || {
         let (mut tx, mut rx) = pair::<Spsc>();
-        for i in 1..=4 {
+        for i in 1..=3 {
             tx.try_send(&msg(i)).unwrap();
         }
         let r = thread::spawn(move || {
-            for i in 1..=5 {
+            for i in 1..=4 {
                 assert_eq!(rx.recv_vec().unwrap(), msg(i));
             }
             rx
         });
-        tx.send(&msg(5)).unwrap();
+        tx.send(&msg(4)).unwrap();
         let rx = r.join().unwrap();
         finish(rx, vec![tx]);
     });
@@ -239,8 +240,8 @@ pub fn mpsc_reader_parks_on_empty() {
     });
 }
 
-/// Two MPSC writers, each with its lane full (1..=4 and 11..=14), each sending one more
-/// (5 and 15) and so parking for space; the third end, the first writer, stays idle.
+/// Two MPSC writers, each with its lane full (1..=3 and 11..=13), each sending one more
+/// (4 and 14) and so parking for space; the third end, the first writer, stays idle.
 #[allow(clippy::type_complexity)]
 fn two_parked_writers() -> (
     Tx<Mpsc>,
@@ -251,22 +252,24 @@ fn two_parked_writers() -> (
     let (tx0, rx) = pair::<Mpsc>();
     let mut tx1 = tx0.try_clone().unwrap();
     let mut tx2 = tx0.try_clone().unwrap();
-    for i in 1..=4 {
+    for i in 1..=3 {
         tx1.try_send(&msg(i)).unwrap();
         tx2.try_send(&msg(10 + i)).unwrap();
     }
     let a = thread::spawn(move || {
-        tx1.send(&msg(5)).unwrap();
+        tx1.send(&msg(4)).unwrap();
         tx1
     });
     let b = thread::spawn(move || {
-        tx2.send(&msg(15)).unwrap();
+        tx2.send(&msg(14)).unwrap();
         tx2
     });
     (tx0, rx, a, b)
 }
 
-const ALL_TEN: [u8; 10] = [1, 2, 3, 4, 5, 11, 12, 13, 14, 15];
+/// The messages queued before the writers park (three per lane), and all of them.
+const QUEUED: usize = 6;
+const ALL_EIGHT: [u8; 8] = [1, 2, 3, 4, 11, 12, 13, 14];
 
 /// MPSC, both writers' lanes are full and they park for space: the reader frees both
 /// lanes in one batch (one wake-up for two sleepers), then reads on. Three threads make
@@ -275,12 +278,12 @@ pub fn mpsc_writers_park_on_full() {
     check(None, || {
         let (tx0, mut rx, a, b) = two_parked_writers();
         let mut got = Vec::new();
-        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 8);
-        while got.len() < 10 {
+        assert_eq!(rx.poll(QUEUED, |m| got.push(m[0])).unwrap(), QUEUED);
+        while got.len() < ALL_EIGHT.len() {
             got.push(rx.recv_vec().unwrap()[0]);
         }
         got.sort();
-        assert_eq!(got, ALL_TEN);
+        assert_eq!(got, ALL_EIGHT);
         let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
         finish(rx, writers);
     });
@@ -293,13 +296,13 @@ pub fn mpsc_wakes_every_parked_writer() {
     check(None, || {
         let (tx0, mut rx, a, b) = two_parked_writers();
         let mut got = Vec::new();
-        assert_eq!(rx.poll(8, |m| got.push(m[0])).unwrap(), 8);
+        assert_eq!(rx.poll(QUEUED, |m| got.push(m[0])).unwrap(), QUEUED);
         let writers = vec![tx0, a.join().unwrap(), b.join().unwrap()];
-        while got.len() < 10 {
+        while got.len() < ALL_EIGHT.len() {
             got.push(rx.recv_vec().unwrap()[0]);
         }
         got.sort();
-        assert_eq!(got, ALL_TEN);
+        assert_eq!(got, ALL_EIGHT);
         finish(rx, writers);
     });
 }

@@ -82,13 +82,13 @@ fn backoff_ramps_doubles_caps_and_resets() {
 }
 
 #[test]
-fn backoff_defaults_are_agronas() {
+fn backoff_defaults_are_the_benchmarked_ones() {
     let (spins, yields, min, max) = Backoff::default().limits();
     assert_eq!(
         (spins, yields, min, max),
-        (10, 5, Duration::from_micros(1), Duration::from_millis(1))
+        (100, 5, Duration::from_micros(1), Duration::from_millis(50))
     );
-    let r = drive(&mut Backoff::default(), &[0; 30]);
+    let r = drive(&mut Backoff::default(), &[0; 125]);
     let parks: Vec<_> = r
         .log
         .iter()
@@ -96,7 +96,8 @@ fn backoff_defaults_are_agronas() {
         .cloned()
         .collect();
     assert_eq!(parks[..4], ["P1", "P2", "P4", "P8"]);
-    assert_eq!(parks.last().unwrap(), "P1000", "capped at max_park");
+    assert_eq!(parks.len(), 20, "after 100 spins and 5 yields");
+    assert_eq!(parks.last().unwrap(), "P50000", "capped at max_park");
 }
 
 #[test]

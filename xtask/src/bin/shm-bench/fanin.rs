@@ -7,7 +7,6 @@
 
 use crate::scenario::Sample;
 use crate::sys::{cpu_seconds, cpus, pin};
-use crate::transport::BACKOFF_MAX_PARK;
 use shm_channel::{ChannelBuilder, Event, Receiver, RecvError, Sender, WaitSet};
 use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Backoff, Blocking};
@@ -18,11 +17,6 @@ use std::time::{Duration, Instant};
 /// Writer counts measured.
 pub const WRITERS: [usize; 2] = [4, 16];
 const CAPACITY: usize = 1 << 16;
-
-fn backoff() -> Backoff {
-    let (spins, yields, min, _) = Backoff::default().limits();
-    Backoff::new(spins, yields, min, BACKOFF_MAX_PARK)
-}
 
 /// Per-writer sequence check and the totals.
 struct Tally {
@@ -99,7 +93,7 @@ pub fn measure(row: &str, dur: Duration, id: &str, writer_cpu: usize) -> Result<
     match how {
         "mpsc" => {
             let mut rx: Receiver<Mpsc, Fifo, Backoff> = b
-                .create_receiver(id, backoff())
+                .create_receiver(id, Backoff::default())
                 .map_err(|e| e.to_string())?;
             writers = spawn_writers(how, id, n, dur, writer_cpu)?;
             loop {
@@ -166,7 +160,7 @@ pub fn measure(row: &str, dur: Duration, id: &str, writer_cpu: usize) -> Result<
 
 fn send_for<K: ChannelKind>(target: &str, id: u32, dur: Duration) -> Result<(), String> {
     let mut tx: Sender<K, Fifo, Backoff> =
-        Sender::open(target, backoff()).map_err(|e| e.to_string())?;
+        Sender::open(target, Backoff::default()).map_err(|e| e.to_string())?;
     let mut msg = [0u8; 64];
     msg[..4].copy_from_slice(&id.to_le_bytes());
     let t0 = Instant::now();

@@ -117,7 +117,7 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          in the same run (spin rows against floor/ring, which moves the same payload in cache-line \
          slots and nothing else; floor/spin moves one word; blocking futex/eventfd rows against their \
          raw wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
-         spin = BusySpin; backoff = 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
+         spin = BusySpin; backoff = `Backoff::default()`: 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
          latency); the paced writer's CPU includes its pacing spin. `select`: one non-blocking \

@@ -415,20 +415,11 @@ impl MakeIdle for Sleeping {
         Sleeping::new(std::time::Duration::from_micros(50))
     }
 }
-/// Agrona's ramp with two changes. 100 spins instead of 10: one of our spins is a poll
-/// plus a `pause` (~50 ns), so Agrona's 10 last ~0.5 µs, shorter than the 1 µs gaps of a
-/// burst, and the reader would fall into `sched_yield` between every two messages
-/// (burst p50 0.59 µs against 0.20 µs with 100, measured). Parks of up to 50 ms instead
-/// of 1 ms: a notify ends a park at once, so a long cap costs no latency, only fewer
-/// idle wake-ups (3 % of a core idle with 1 ms).
-pub const BACKOFF_SPINS: u32 = 100;
-/// See [`BACKOFF_SPINS`].
-pub const BACKOFF_MAX_PARK: std::time::Duration = std::time::Duration::from_millis(50);
-
+/// The default, as users get it (`Backoff::default()`: 100 spins, 5 yields, parks of
+/// 1 µs doubling to 50 ms; its doc says why).
 impl MakeIdle for Backoff {
     fn make() -> Self {
-        let (_, yields, min, _) = Backoff::default().limits();
-        Backoff::new(BACKOFF_SPINS, yields, min, BACKOFF_MAX_PARK)
+        Backoff::default()
     }
 }
 impl MakeIdle for Blocking {

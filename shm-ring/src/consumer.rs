@@ -175,27 +175,22 @@ impl Drop for Progress<'_> {
         if n == 0 || crate::sync::model_unwinding() {
             return;
         }
-        if !self.zeroes {
+        if self.zeroes {
+            // Delivered up to `pos`: a successor that finds `Consumed` ahead of `Head` knows
+            // those records were delivered and only their zeroing may be unfinished.
             self.memory
-                .counter(Counter::Head)
+                .counter(Counter::Consumed)
                 .store(self.pos, Ordering::Release);
-            *self.head = self.pos;
-            return;
-        }
-        // Delivered up to `pos`: a successor that finds `Consumed` ahead of `Head` knows
-        // those records were delivered and only their zeroing may be unfinished.
-        self.memory
-            .counter(Counter::Consumed)
-            .store(self.pos, Ordering::Release);
-        let start = *self.head as usize & (self.capacity - 1);
-        let first = n.min(self.capacity - start);
-        // SAFETY: `head .. pos` holds records we validated, delivered and now own; no
-        // producer writes there until head is published below. Both pieces are in bounds
-        // (`first <= capacity - start`, `n - first < capacity`).
-        unsafe {
-            self.memory.zero(start, first);
-            if n > first {
-                self.memory.zero(0, n - first);
+            let start = *self.head as usize & (self.capacity - 1);
+            let first = n.min(self.capacity - start);
+            // SAFETY: `head .. pos` holds records we validated, delivered and now own; no
+            // producer writes there until head is published below. Both pieces are in bounds
+            // (`first <= capacity - start`, `n - first < capacity`).
+            unsafe {
+                self.memory.zero(start, first);
+                if n > first {
+                    self.memory.zero(0, n - first);
+                }
             }
         }
         self.memory

@@ -220,9 +220,8 @@ fn attached<N: Notifier>(
     let io = |what| move |source| ChannelError::Io { what, source };
     waiter::take_over(link.word(mine), slot.sleeper(), link.notifier(mine))
         .map_err(io("withdrawing a dead end's announcement"))?;
-    let notifier = link.notifier(theirs);
-    if notifier.can_watch() {
-        waiter::wake(link.word(theirs), notifier)
+    if link.notifier(theirs).can_watch() {
+        link.wake(theirs)
             .map_err(io("waking the parked peer of a new end"))?;
     }
     Ok(())

@@ -169,6 +169,9 @@ impl Engine {
                     }
                 },
             )?;
+            if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
+                idle.woken(waiter::wake_lateness(link.notify_stamp(self.dir)));
+            }
             self.parked(parked);
             if let Some(out) = outcome {
                 self.spurious = 0;

@@ -8,6 +8,9 @@ const LINE: usize = 32;
 pub(crate) const DATA_WAITERS: usize = 0;
 /// The waiter word of the writers (sleep when the ring is full).
 pub(crate) const SPACE_WAITERS: usize = LINE;
+/// Beside each waiter word: when a waker last notified that direction (the low 32 bits
+/// of CLOCK_MONOTONIC in ns), so the woken end can tell how late it ran.
+const NOTIFY_STAMP: usize = 1;
 /// Futex words of the two directions.
 pub(crate) const DATA_FUTEX: usize = 2 * LINE;
 pub(crate) const SPACE_FUTEX: usize = 3 * LINE;
@@ -41,6 +44,10 @@ impl Direction {
             Direction::Data => DATA_WAITERS,
             Direction::Space => SPACE_WAITERS,
         }
+    }
+
+    pub(crate) fn notify_stamp(self) -> usize {
+        self.waiters() + NOTIFY_STAMP
     }
 
     /// A short name for paths and logs.

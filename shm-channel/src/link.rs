@@ -1,8 +1,11 @@
 //! What both ends share: the segment, the two notifiers and the liveness settings.
 
 use crate::layout::Direction;
+use crate::{waiter, ChannelKind};
+use shm_notify::Notifier;
 use shm_ring::sync::AtomicU32;
 use shm_ring::Segment;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,11 +42,31 @@ impl<N> Link<N> {
         self.segment.extension().u32(dir.waiters())
     }
 
+    /// When `dir` was last notified (see `waiter::wake_lateness`).
+    pub(crate) fn notify_stamp(&self, dir: Direction) -> &AtomicU32 {
+        self.segment.extension().u32(dir.notify_stamp())
+    }
+
     /// The notifier of `dir`.
     pub(crate) fn notifier(&self, dir: Direction) -> &N {
         match dir {
             Direction::Data => &self.data,
             Direction::Space => &self.space,
         }
+    }
+}
+
+impl<N: Notifier> Link<N> {
+    /// After a publication: wakes `dir`'s sleeper if one is parked ([`waiter::wake`]).
+    #[inline]
+    pub(crate) fn wake(&self, dir: Direction) -> io::Result<bool> {
+        waiter::wake(self.word(dir), self.notify_stamp(dir), self.notifier(dir))
+    }
+
+    /// [`Link::wake`] after a ring commit that may have fenced already
+    /// ([`waiter::wake_fenced`]).
+    #[inline]
+    pub(crate) fn wake_fenced<K: ChannelKind>(&self, dir: Direction) -> io::Result<bool> {
+        waiter::wake_fenced::<K, _>(self.word(dir), self.notify_stamp(dir), self.notifier(dir))
     }
 }

@@ -5,7 +5,6 @@ use crate::fork::Born;
 use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
-use crate::waiter;
 use crate::ChannelKind;
 use crate::RecvError;
 use shm_idle::{Action, ParksOn};
@@ -195,7 +194,7 @@ impl<K: ChannelKind, N: Notifier> Reading<'_, K, N> {
             .read(limit, |_, m| handler(m))
             .map_err(read_error)?;
         if n > 0 {
-            let woke = waiter::wake(self.link.word(Direction::Space), &*self.link.space);
+            let woke = self.link.wake(Direction::Space);
             if truncated() {
                 return Err(RecvError::Truncated);
             }
@@ -314,6 +313,6 @@ impl<K: ChannelKind, N: Notifier, I> Drop for Receiver<K, N, I> {
         }
         self.slot.close();
         tracing::debug!("receiver closed");
-        let _ = waiter::wake(self.link.word(Direction::Space), &*self.link.space);
+        let _ = self.link.wake(Direction::Space);
     }
 }

@@ -40,7 +40,7 @@ impl<K: ChannelKind, N: Notifier, I> Drop for Sender<K, N, I> {
         }
         self.slot.close();
         tracing::debug!("sender closed");
-        let _ = waiter::wake(self.link.word(Direction::Data), &*self.link.data);
+        let _ = self.link.wake(Direction::Data);
     }
 }
 
@@ -121,7 +121,7 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     }
 
     pub(crate) fn sent(&mut self) -> Result<(), SendError> {
-        let woke = waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data);
+        let woke = self.link.wake_fenced::<K>(Direction::Data);
         // A store into a page lost to truncation "succeeded" into a zero page.
         if self.link.segment.is_truncated() {
             return Err(SendError::Truncated);
@@ -284,7 +284,7 @@ impl<K: ChannelKind, N: Notifier> SendClaim<'_, K, N> {
             self.stats.sent += 1;
             return Ok(()); // injected bug (loom builds only)
         }
-        let woke = waiter::wake_fenced::<K, _>(self.link.word(Direction::Data), &*self.link.data);
+        let woke = self.link.wake_fenced::<K>(Direction::Data);
         if self.link.segment.is_truncated() {
             return Err(SendError::Truncated);
         }

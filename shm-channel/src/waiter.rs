@@ -55,6 +55,7 @@ use shm_notify::{Notifier, Wait};
 use shm_ring::sync::{fence, AtomicU32, Ordering};
 use shm_ring::Kind;
 use std::io;
+use std::time::Duration;
 
 const NOTIFIED: u32 = 1;
 /// Every bit a writer may set on the space word, and `NOTIFIED`.
@@ -220,8 +221,9 @@ fn withdraw<N: Notifier + ?Sized>(word: &AtomicU32, who: Sleeper, notifier: &N) 
     };
     let others = prev & who.valid() & !(who.bit() | NOTIFIED);
     if prev & NOTIFIED != 0 && others != 0 && !fault::no_pass_on() {
-        // We took an episode's wake-up that others were also waiting for.
-        wake_after_fence(word, notifier)?;
+        // We took an episode's wake-up that others were also waiting for. (No stamp: the
+        // waker's stays, so the next sleeper's wake-up reads as later than it was.)
+        wake_after_fence(word, None, notifier)?;
     }
     Ok(())
 }
@@ -249,11 +251,15 @@ pub(crate) fn others_announced(word: &AtomicU32, who: Sleeper) -> bool {
 /// Waker side, after publishing: fence, then [`wake_after_fence`]. Returns whether it
 /// made a notify call.
 #[inline]
-pub(crate) fn wake<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<bool> {
+pub(crate) fn wake<N: Notifier + ?Sized>(
+    word: &AtomicU32,
+    stamp: &AtomicU32,
+    notifier: &N,
+) -> io::Result<bool> {
     if !fault::skip_waker_fence() {
         fence(Ordering::SeqCst);
     }
-    wake_after_fence(word, notifier)
+    wake_after_fence(word, Some(stamp), notifier)
 }
 
 /// Waker side after a publication that the ring already followed with a `SeqCst` fence
@@ -262,16 +268,21 @@ pub(crate) fn wake<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::
 #[inline]
 pub(crate) fn wake_fenced<K: ChannelKind, N: Notifier + ?Sized>(
     word: &AtomicU32,
+    stamp: &AtomicU32,
     notifier: &N,
 ) -> io::Result<bool> {
     match K::KIND {
-        Kind::Lanes => wake_after_fence(word, notifier),
-        _ => wake(word, notifier),
+        Kind::Lanes => wake_after_fence(word, Some(stamp), notifier),
+        _ => wake(word, stamp, notifier),
     }
 }
 
 #[inline]
-fn wake_after_fence<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io::Result<bool> {
+fn wake_after_fence<N: Notifier + ?Sized>(
+    word: &AtomicU32,
+    stamp: Option<&AtomicU32>,
+    notifier: &N,
+) -> io::Result<bool> {
     let mut cur = word.load(Ordering::Relaxed);
     loop {
         if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
@@ -290,8 +301,40 @@ fn wake_after_fence<N: Notifier + ?Sized>(word: &AtomicU32, notifier: &N) -> io:
         }
     }
     tracing::trace!("waking a parked peer");
+    // Not part of the protocol (no ordering rests on it): when the sleeper was notified,
+    // so its idle strategy can learn what a wake-up costs (see `wake_lateness`).
+    if let Some(stamp) = stamp {
+        stamp.store(stamp_now(), Ordering::Relaxed);
+    }
     notifier.notify()?;
     Ok(true)
+}
+
+/// The low 32 bits of CLOCK_MONOTONIC in nanoseconds: the notify stamp. (The loom build
+/// has no clock; it stores 0.)
+fn stamp_now() -> u32 {
+    #[cfg(not(shm_loom))]
+    {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+            (t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64) as u32
+        })
+    }
+    #[cfg(shm_loom)]
+    {
+        0
+    }
+}
+
+/// After a park that a notify ended: how long ago the waker stamped its notify, or
+/// `None` when that reads as a second or more (a stale or garbage stamp, a waker in
+/// another time namespace). Shared memory is input: the answer only tunes an idle
+/// strategy, which clamps it further.
+pub(crate) fn wake_lateness(stamp: &AtomicU32) -> Option<Duration> {
+    if cfg!(shm_loom) {
+        return None;
+    }
+    let late = stamp_now().wrapping_sub(stamp.load(Ordering::Relaxed));
+    (late < 1_000_000_000).then(|| Duration::from_nanos(u64::from(late)))
 }
 
 /// Test-only fault injection: the real protocol with one step removed, so the loom

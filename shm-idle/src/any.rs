@@ -1,6 +1,6 @@
 //! Choosing a strategy at run time from a string such as `backoff:spins=100,max=1ms`.
 
-use crate::{Backoff, Blocking, BusySpin, EpollPark, NoOp, ParksOn, Sleeping, Yielding};
+use crate::{Adaptive, Backoff, Blocking, BusySpin, EpollPark, NoOp, ParksOn, Sleeping, Yielding};
 use shm_notify::{Notifier, PollableNotifier, Wait};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Accepted strategy strings.
 pub const ACCEPTED: &str = "spin | noop | yield | sleep[:period=DUR] | blocking | \
-backoff[:spins=N,yields=N,min=DUR,max=DUR] | epoll[:budget=N,timeout=DUR|none,park_min=DUR,park_max=DUR] \
+backoff[:spins=N,yields=N,min=DUR,max=DUR] | adaptive[:budget=FRACTION] | epoll[:budget=N,timeout=DUR|none,park_min=DUR,park_max=DUR] \
 (DUR: a number with ns, us, ms or s)";
 
 /// Any strategy that works with every notifier, chosen at run time.
@@ -38,6 +38,8 @@ pub enum AnyIdle {
     Blocking,
     /// `backoff`
     Backoff,
+    /// `adaptive`
+    Adaptive,
 }
 
 impl<N: Notifier + ?Sized> ParksOn<N> for AnyIdle {}
@@ -159,6 +161,20 @@ fn count(s: &str) -> Result<u32, String> {
     s.parse().map_err(|_| format!("{s:?} is not a count"))
 }
 
+/// A share of a core, `0.05` or `5%`.
+fn fraction(s: &str) -> Result<Option<f64>, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (s, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(f) if (0.0..=scale).contains(&f) => Ok(Some(f / scale)),
+        _ => Err(format!(
+            "{s:?} is not a share of a core (0.0 to 1.0, or 0% to 100%)"
+        )),
+    }
+}
+
 fn parse_any(s: &str) -> Result<AnyPollIdle, String> {
     let (name, rest) = s.split_once(':').unwrap_or((s, ""));
     let mut p = Params::parse(rest)?;
@@ -183,6 +199,11 @@ fn parse_any(s: &str) -> Result<AnyPollIdle, String> {
             );
             AnyIdle::from(b).into()
         }
+        "adaptive" => AnyIdle::from(match p.take("budget", None, fraction)? {
+            Some(f) => Adaptive::with_budget(f),
+            None => Adaptive::new(),
+        })
+        .into(),
         "epoll" => {
             let budget = p.take("budget", 100, count)?;
             let timeout = p.take("timeout", None, |v| {

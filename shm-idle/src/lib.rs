@@ -16,6 +16,7 @@
 //! | [`Blocking`] | `blocking` | park at once, no timeout |
 //! | [`Backoff`] | `backoff` | spin, then yield, then park with a doubling timeout |
 //! | [`EpollPark`] | `epoll` | spin for a budget of empty polls, then block in epoll |
+//! | [`Adaptive`] | `adaptive` | spin for as long as it measured spinning pays, then park, no timeout |
 //!
 //! `EpollPark` only pairs with a [`PollableNotifier`](shm_notify::PollableNotifier):
 //!
@@ -37,12 +38,14 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+mod adaptive;
 mod any;
 mod backoff;
 mod epoll;
 mod simple;
 mod slack;
 
+pub use adaptive::Adaptive;
 pub use any::{AnyIdle, AnyPollIdle, ParseError};
 pub use backoff::Backoff;
 pub use epoll::EpollPark;
@@ -75,8 +78,22 @@ pub trait IdleStrategy {
     fn reset(&mut self);
 
     /// A stable name for reports (`spin`, `noop`, `yield`, `sleep`, `blocking`,
-    /// `backoff`, `epoll`).
+    /// `backoff`, `epoll`, `adaptive`).
     fn name(&self) -> &'static str;
+
+    /// Asked after a park that a notify ended: whether to measure how late this end ran
+    /// after the waker's notify (a clock read) and report it through
+    /// [`IdleStrategy::woken`]. The default: no.
+    fn wants_wake_cost(&mut self) -> bool {
+        false
+    }
+
+    /// How long after the waker's notify this end ran again (`None` when the channel
+    /// could not tell), when [`IdleStrategy::wants_wake_cost`] asked for it. The default
+    /// ignores it; [`Adaptive`] learns the cost of a wake-up from it.
+    fn woken(&mut self, late: Option<Duration>) {
+        let _ = late;
+    }
 }
 
 /// How a strategy blocks when the channel parks on notifier `N`. The default is the

@@ -3,7 +3,7 @@
 //! park timeouts doubling up to the cap. One suite of expectations per strategy.
 
 use shm_idle::{
-    Action, AnyIdle, AnyPollIdle, Backoff, Blocking, BusySpin, EpollPark, IdleStrategy, NoOp,
+    Action, Adaptive, AnyIdle, AnyPollIdle, Backoff, Blocking, BusySpin, EpollPark, IdleStrategy, NoOp,
     Parker, Sleeping, Yielding,
 };
 use std::time::Duration;
@@ -127,11 +127,12 @@ fn names_are_stable() {
         Blocking.name(),
         Backoff::default().name(),
         EpollPark::new(1, None).name(),
+        Adaptive::new().name(),
     ]
     .to_vec();
     assert_eq!(
         names,
-        ["spin", "noop", "yield", "sleep", "blocking", "backoff", "epoll"]
+        ["spin", "noop", "yield", "sleep", "blocking", "backoff", "epoll", "adaptive"]
     );
 }
 
@@ -152,8 +153,19 @@ fn any_idle_parses_and_behaves_like_the_concrete_strategy() {
         ("yield", "yield"),
         ("blocking", "blocking"),
         ("sleep", "sleep"),
+        ("adaptive", "adaptive"),
     ] {
         assert_eq!(input.parse::<AnyIdle>().unwrap().name(), name);
+    }
+    for (input, budget) in [
+        ("adaptive", None),
+        ("adaptive:budget=0.05", Some(0.05)),
+        ("adaptive:budget=5%", Some(0.05)),
+    ] {
+        let AnyIdle::Adaptive(a) = input.parse::<AnyIdle>().unwrap() else {
+            panic!("{input} is not adaptive");
+        };
+        assert_eq!(a.budget(), budget, "{input}");
     }
     let mut e: AnyPollIdle = "epoll:budget=2,timeout=1ms".parse().unwrap();
     assert_eq!(log(&mut e, &[0, 0, 0]), "S S P1000");
@@ -179,6 +191,11 @@ fn bad_strings_list_what_is_accepted() {
         "spin:x=1",
         "backoff:spins",
         "epoll:timeout=1h",
+        "adaptive:budget=2",
+        "adaptive:budget=-0.1",
+        "adaptive:budget=150%",
+        "adaptive:budget=some",
+        "adaptive:spins=10",
     ] {
         let e = bad.parse::<AnyPollIdle>().unwrap_err().to_string();
         assert!(e.contains("accepted: spin | noop | yield"), "{bad}: {e}");

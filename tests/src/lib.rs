@@ -317,6 +317,12 @@ impl MakeIdle for shm_idle::Blocking {
     }
 }
 
+impl MakeIdle for shm_idle::Adaptive {
+    fn make() -> Self {
+        shm_idle::Adaptive::new()
+    }
+}
+
 impl MakeIdle for shm_idle::EpollPark {
     fn make() -> Self {
         shm_idle::EpollPark::new(100, None)
@@ -324,7 +330,8 @@ impl MakeIdle for shm_idle::EpollPark {
 }
 
 /// Calls `$f::<K, N, I>($args)` for the ring kind, notifier and idle strategy named by
-/// the three strings (`spsc|mpsc`, `futex|sem|fifo|eventfd`, `spin|backoff|epoll`);
+/// the three strings (`spsc|mpsc`, `futex|sem|fifo|eventfd`,
+/// `spin|backoff|blocking|adaptive|epoll`);
 /// `epoll` only with the pollable notifiers, as the types demand.
 #[macro_export]
 macro_rules! dispatch {
@@ -340,17 +347,21 @@ macro_rules! dispatch {
             ("futex", "spin") => $f::<$k, shm_notify::Futex, shm_idle::BusySpin>($($args),*),
             ("futex", "backoff") => $f::<$k, shm_notify::Futex, shm_idle::Backoff>($($args),*),
             ("futex", "blocking") => $f::<$k, shm_notify::Futex, shm_idle::Blocking>($($args),*),
+            ("futex", "adaptive") => $f::<$k, shm_notify::Futex, shm_idle::Adaptive>($($args),*),
             ("sem", "spin") => $f::<$k, shm_notify::Semaphore, shm_idle::BusySpin>($($args),*),
             ("sem", "backoff") => $f::<$k, shm_notify::Semaphore, shm_idle::Backoff>($($args),*),
             ("sem", "blocking") => $f::<$k, shm_notify::Semaphore, shm_idle::Blocking>($($args),*),
+            ("sem", "adaptive") => $f::<$k, shm_notify::Semaphore, shm_idle::Adaptive>($($args),*),
             ("fifo", "spin") => $f::<$k, shm_notify::Fifo, shm_idle::BusySpin>($($args),*),
             ("fifo", "backoff") => $f::<$k, shm_notify::Fifo, shm_idle::Backoff>($($args),*),
             ("fifo", "epoll") => $f::<$k, shm_notify::Fifo, shm_idle::EpollPark>($($args),*),
             ("fifo", "blocking") => $f::<$k, shm_notify::Fifo, shm_idle::Blocking>($($args),*),
+            ("fifo", "adaptive") => $f::<$k, shm_notify::Fifo, shm_idle::Adaptive>($($args),*),
             ("eventfd", "spin") => $f::<$k, shm_notify::EventFd, shm_idle::BusySpin>($($args),*),
             ("eventfd", "backoff") => $f::<$k, shm_notify::EventFd, shm_idle::Backoff>($($args),*),
             ("eventfd", "epoll") => $f::<$k, shm_notify::EventFd, shm_idle::EpollPark>($($args),*),
             ("eventfd", "blocking") => $f::<$k, shm_notify::EventFd, shm_idle::Blocking>($($args),*),
+            ("eventfd", "adaptive") => $f::<$k, shm_notify::EventFd, shm_idle::Adaptive>($($args),*),
             (n, i) => panic!("no channel {n}/{i}"),
         }
     };
@@ -467,8 +478,8 @@ pub fn combo(r: u64, notifiers: &[&'static str]) -> (&'static str, &'static str)
     let n = notifiers[(r % notifiers.len() as u64) as usize];
     let idles: &[&str] = match n {
         // blocking and epoll park untimed on these, watching the peers' pidfds.
-        "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking"],
-        _ => &["spin", "backoff", "blocking"],
+        "fifo" | "eventfd" => &["spin", "backoff", "epoll", "blocking", "adaptive"],
+        _ => &["spin", "backoff", "blocking", "adaptive"],
     };
     (n, idles[((r >> 8) % idles.len() as u64) as usize])
 }

@@ -95,6 +95,9 @@ fn a_sleeping_reader_watches_its_writers() {
         ("eventfd", "epoll", true),
         ("fifo", "epoll", true),
         ("futex", "blocking", false),
+        // Parks untimed once it has learnt that spinning does not pay.
+        ("eventfd", "adaptive", true),
+        ("futex", "adaptive", false),
     ];
     for kind in ["spsc", "mpsc"] {
         for (notifier, idle, watched) in cases {

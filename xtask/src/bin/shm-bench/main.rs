@@ -47,7 +47,7 @@ const NOTIFIERS: [&str; 4] = ["futex", "sem", "fifo", "eventfd"];
 pub(crate) const ONE_CPU: &str = "pingpong-1cpu";
 
 fn channel_rows(ring: &str, full: bool) -> Vec<String> {
-    let mut idles = vec!["spin", "backoff", "blocking"];
+    let mut idles = vec!["spin", "backoff", "blocking", "adaptive"];
     if full {
         idles.extend(["yield", "sleep"]);
     }
@@ -91,11 +91,12 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     // not a cross-CPU interrupt (on a VM, ~2 µs against ~60 µs).
     let mut one_cpu = vec!["floor/futex".to_string(), "floor/eventfd".to_string()];
     one_cpu.extend(kernel.clone());
-    one_cpu.extend(
-        NOTIFIERS
-            .iter()
-            .map(|n| format!("channel/spsc/{n}/blocking")),
-    );
+    one_cpu.extend(NOTIFIERS.iter().flat_map(|n| {
+        [
+            format!("channel/spsc/{n}/blocking"),
+            format!("channel/spsc/{n}/adaptive"),
+        ]
+    }));
     let mut latency = kernel;
     latency.extend(spsc);
     // Peers: 64-byte messages only (fixed-size slots), beside our nearest rows.
@@ -251,6 +252,7 @@ fn measure(
     let mut r = Sample::default();
     scenario::parse_report(&line, &mut r)?;
     s.cpu_reader = r.cpu_reader;
+    s.settled = r.settled;
     if !echo {
         let sent = s.samples;
         (s.p50, s.p90, s.p99, s.p999, s.max, s.samples, s.msgs_per_s) =

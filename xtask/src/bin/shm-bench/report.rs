@@ -88,22 +88,90 @@ fn floor_for(row: &str) -> Option<&'static str> {
     }
 }
 
-/// Rows of a paced rate that no other row beats on both p99 and reader CPU.
-fn pareto(rows: &[Row], scenario: &str, rate: Option<u64>) -> Vec<String> {
-    let at: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.scenario == scenario && r.rate == rate)
-        .collect();
-    at.iter()
-        .filter(|a| {
-            !at.iter().any(|b| {
-                b.sample.p99 <= a.sample.p99
-                    && b.sample.cpu_reader <= a.sample.cpu_reader
-                    && (b.sample.p99 < a.sample.p99 || b.sample.cpu_reader < a.sample.cpu_reader)
-            })
+/// Scenarios whose rows are choices between latency and reader CPU.
+const TRADE_OFFS: [&str; 4] = ["pingpong", crate::ONE_CPU, "paced", "burst"];
+
+/// Whether a row is one a user could pick (floors and the bare ring are yardsticks).
+fn is_choice(row: &str) -> bool {
+    !row.starts_with("floor/") && !row.starts_with("ring/")
+}
+
+/// Whether `b` is at least as good as `a` on p50, p99 and reader CPU, and better on one.
+fn dominates(b: &Row, a: &Row) -> bool {
+    let (x, y) = (&b.sample, &a.sample);
+    x.p50 <= y.p50
+        && x.p99 <= y.p99
+        && x.cpu_reader <= y.cpu_reader
+        && (x.p50 < y.p50 || x.p99 < y.p99 || x.cpu_reader < y.cpu_reader)
+}
+
+/// The rows of `r`'s scenario, payload and rate that a user could pick.
+fn peers_of<'a>(rows: &'a [Row], r: &Row) -> Vec<&'a Row> {
+    rows.iter()
+        .filter(|o| {
+            o.scenario == r.scenario
+                && o.payload == r.payload
+                && o.rate == r.rate
+                && is_choice(&o.row)
         })
-        .map(|r| r.row.clone())
         .collect()
+}
+
+/// Whether `r` is on the Pareto front of its scenario, payload and rate: no other row
+/// has p50, p99 and reader CPU all at most its own and one lower.
+fn on_front(rows: &[Row], r: &Row) -> bool {
+    TRADE_OFFS.contains(&r.scenario)
+        && is_choice(&r.row)
+        && r.sample.p50 > 0
+        && !peers_of(rows, r).iter().any(|b| dominates(b, r))
+}
+
+/// For a row off the front: how far its latency is from the front's at no more CPU (the
+/// smallest, over front rows using at most its CPU, of the worse of its p50 and p99
+/// ratios), and that front row.
+fn distance_to_front<'a>(rows: &'a [Row], r: &Row) -> Option<(f64, &'a Row)> {
+    peers_of(rows, r)
+        .into_iter()
+        .filter(|b| on_front(rows, b) && b.sample.cpu_reader <= r.sample.cpu_reader)
+        .map(|b| {
+            let ratio = |x: u64, y: u64| x as f64 / y.max(1) as f64;
+            let worse = ratio(r.sample.p50, b.sample.p50).max(ratio(r.sample.p99, b.sample.p99));
+            (worse, b)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// One line per `adaptive` row: whether it is on the front (or how far off), and the spin
+/// limit and wake-up cost its reader settled on.
+fn adaptive_summary(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows.iter().filter(|r| r.row.ends_with("/adaptive")) {
+        let front = if !TRADE_OFFS.contains(&r.scenario) {
+            String::new()
+        } else if on_front(rows, r) {
+            "on the front; ".into()
+        } else {
+            match distance_to_front(rows, r) {
+                Some((x, b)) => format!("{x:.2}x the latency of `{}` at no more CPU; ", b.row),
+                None => "off the front; ".into(),
+            }
+        };
+        let settled = r.sample.settled.map_or("-".into(), |(limit, wake)| {
+            format!("spin limit {}, wake-up {}", us_unit(limit), us_unit(wake))
+        });
+        let _ = writeln!(
+            out,
+            "- {} {} {}: {front}{settled}",
+            r.scenario,
+            rate(r.rate),
+            r.row
+        );
+    }
+    out
+}
+
+fn us_unit(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1000.0)
 }
 
 fn markdown(rows: &[Row], env: &Environment) -> String {
@@ -116,7 +184,10 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          of each process (1.0 = a whole core). `vs floor` is p50 over the p50 of the floor measured \
          in the same run (spin rows against floor/ring, which moves the same payload in cache-line \
          slots and nothing else; floor/spin moves one word; blocking futex/eventfd rows against their \
-         raw wake floor). `*` marks the paced latency/CPU Pareto front at each rate. Idle strategies: \
+         raw wake floor). `*` marks the Pareto front of each pingpong, burst and paced rate: no \
+         other row (floors and the bare ring aside) has p50, p99 and reader CPU all at most its own. \
+         Idle strategies: adaptive = `Adaptive::new()` (no parameter; it learns its spin limit, \
+         the summary below says what it settled on); \
          spin = BusySpin; backoff = `Backoff::default()`: 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
@@ -128,6 +199,10 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          8 bytes (56 B: one cache line; 64 B: 72 bytes, two lines), against floor/ring at the same \
          payload (its slots: header and payload rounded up to whole lines).\n"
     );
+    let adaptive = adaptive_summary(rows);
+    if !adaptive.is_empty() {
+        let _ = writeln!(md, "\n## adaptive\n\n{adaptive}");
+    }
     let mut scenario = "";
     for r in rows {
         if r.scenario != scenario {
@@ -153,7 +228,7 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
                 }),
             _ => "-".into(),
         };
-        let front = r.scenario == "paced" && pareto(rows, "paced", r.rate).contains(&r.row);
+        let front = on_front(rows, r);
         let _ = writeln!(
             md,
             "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
@@ -183,7 +258,7 @@ fn json(rows: &[Row]) -> String {
         .map(|r| {
             let s = &r.sample;
             format!(
-                "{{\"scenario\":\"{}\",\"row\":\"{}\",\"payload\":{},\"rate\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"msgs_per_s\":{:.1},\"cpu_writer\":{:.4},\"cpu_reader\":{:.4},\"notifies\":{},\"samples\":{}}}",
+                "{{\"scenario\":\"{}\",\"row\":\"{}\",\"payload\":{},\"rate\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"msgs_per_s\":{:.1},\"cpu_writer\":{:.4},\"cpu_reader\":{:.4},\"notifies\":{},\"samples\":{},\"spin_limit_ns\":{},\"wake_ns\":{},\"front\":{}}}",
                 r.scenario,
                 r.row,
                 r.payload,
@@ -197,7 +272,10 @@ fn json(rows: &[Row]) -> String {
                 s.cpu_writer,
                 s.cpu_reader,
                 s.notifies,
-                s.samples
+                s.samples,
+                s.settled.map_or("null".into(), |x| x.0.to_string()),
+                s.settled.map_or("null".into(), |x| x.1.to_string()),
+                on_front(rows, r)
             )
         })
         .collect();

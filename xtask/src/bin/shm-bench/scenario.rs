@@ -18,6 +18,8 @@ pub struct Sample {
     pub cpu_writer: f64,
     pub cpu_reader: f64,
     pub notifies: u64,
+    /// `adaptive` rows: the reader's spin limit and wake-up cost (ns) at the end.
+    pub settled: Option<(u64, u64)>,
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -42,11 +44,20 @@ fn stamp(buf: &mut [u8], seq: u64) {
 }
 
 /// The child's report, one line on stdout.
-pub fn report_line(h: &Histogram<u64>, msgs_per_s: f64, cpu: f64, wall: f64) -> String {
+pub fn report_line(
+    h: &Histogram<u64>,
+    msgs_per_s: f64,
+    cpu: f64,
+    wall: f64,
+    settled: Option<(u64, u64)>,
+) -> String {
     let mut s = Sample::default();
     fill(&mut s, h);
+    let (limit, wake) = settled.map_or(("-".into(), "-".into()), |(l, w)| {
+        (l.to_string(), w.to_string())
+    });
     format!(
-        "RESULT {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {limit} {wake}",
         s.samples,
         s.p50,
         s.p90,
@@ -61,7 +72,7 @@ pub fn report_line(h: &Histogram<u64>, msgs_per_s: f64, cpu: f64, wall: f64) -> 
 /// Parses the child's report into the reader-side fields of `s`.
 pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
     let f: Vec<&str> = line.split_whitespace().collect();
-    if f.len() != 9 || f[0] != "RESULT" {
+    if f.len() != 11 || f[0] != "RESULT" {
         return Err(format!("bad child report {line:?}"));
     }
     let n = |i: usize| {
@@ -76,6 +87,10 @@ pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
     s.max = n(6)? as u64;
     s.msgs_per_s = n(7)?;
     s.cpu_reader = n(8)?;
+    s.settled = match (f[9], f[10]) {
+        ("-", "-") => None,
+        _ => Some((n(9)? as u64, n(10)? as u64)),
+    };
     Ok(())
 }
 
@@ -113,12 +128,8 @@ pub fn child(role: &str, ep: &mut dyn Endpoint, size: usize) -> Result<String, S
         Some(f) if last.1 > f.1 => (last.1 - f.1) as f64 / (last.0 - f.0).as_secs_f64().max(1e-9),
         _ => 0.0,
     };
-    Ok(report_line(
-        &sink.h,
-        rate,
-        cpu_seconds() - cpu0,
-        wall0.elapsed().as_secs_f64(),
-    ))
+    let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
+    Ok(report_line(&sink.h, rate, cpu, wall, ep.settled()))
 }
 
 /// The sink's state: next expected sequence number, first error, one-way latencies.

@@ -3,7 +3,7 @@
 
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
 use shm_channel::{ChannelKind, Mpsc, Spsc};
-use shm_idle::{Backoff, Blocking, BusySpin, EpollPark, ParksOn, Sleeping, Yielding};
+use shm_idle::{Adaptive, Backoff, Blocking, BusySpin, EpollPark, ParksOn, Sleeping, Yielding};
 use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore};
 use shm_ring::sync::Ordering;
 use shm_ring::{Kind, Segment, SegmentOptions};
@@ -29,6 +29,11 @@ pub trait Endpoint {
     /// Notify calls this side made.
     fn notifies(&self) -> u64 {
         0
+    }
+    /// `adaptive` rows: the spin limit and wake-up cost (ns) the receiving end's
+    /// strategy settled on.
+    fn settled(&mut self) -> Option<(u64, u64)> {
+        None
     }
     /// Receives every message already there (at least one), handing each to `f`;
     /// `false` once the stop message arrives. Transports without batches take one.
@@ -358,7 +363,9 @@ struct Chan<KT: ChannelKind, KR: ChannelKind, N: Notifier, I> {
     rx: Receiver<KR, N, I>,
 }
 
-impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N>> Endpoint for Chan<KT, KR, N, I> {
+impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N> + MakeIdle> Endpoint
+    for Chan<KT, KR, N, I>
+{
     fn send(&mut self, msg: &[u8]) {
         self.tx.send(msg).unwrap();
     }
@@ -376,6 +383,10 @@ impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N>> Endpoint for 
 
     fn notifies(&self) -> u64 {
         self.tx.stats().notifies + self.rx.stats().notifies
+    }
+
+    fn settled(&mut self) -> Option<(u64, u64)> {
+        self.rx.idle_mut().settled()
     }
 
     fn recv_batch(&mut self, buf: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) -> bool {
@@ -399,6 +410,20 @@ impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N>> Endpoint for 
 
 trait MakeIdle {
     fn make() -> Self;
+    /// What an adaptive strategy settled on (spin limit, wake-up cost, ns).
+    fn settled(&mut self) -> Option<(u64, u64)> {
+        None
+    }
+}
+/// As users get it: no parameter.
+impl MakeIdle for Adaptive {
+    fn make() -> Self {
+        Adaptive::new()
+    }
+    fn settled(&mut self) -> Option<(u64, u64)> {
+        let ns = |d: std::time::Duration| d.as_nanos() as u64;
+        Some((ns(self.spin_limit()), ns(self.wake_cost())))
+    }
 }
 impl MakeIdle for BusySpin {
     fn make() -> Self {
@@ -494,6 +519,7 @@ macro_rules! with_channel {
             "sleep" => $f::<$k, $n, Sleeping>($($a),*),
             "backoff" => $f::<$k, $n, Backoff>($($a),*),
             "blocking" => $f::<$k, $n, Blocking>($($a),*),
+            "adaptive" => $f::<$k, $n, Adaptive>($($a),*),
             i => panic!("idle {i} does not pair with this notifier"),
         }
     };

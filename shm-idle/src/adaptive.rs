@@ -1,0 +1,396 @@
+//! Spin while spinning pays, park when it does not, with nothing to tune.
+//!
+//! Each wait is a bet. Spinning costs CPU for as long as the gap lasts; parking costs a
+//! wake-up (the latency between the writer's notify and this end running again) but no
+//! CPU. Spinning for as long as a wake-up costs, then parking, is never worse than twice
+//! the better of the two for any gap (the ski-rental bound); knowing the gaps does better.
+//! [`Adaptive`] measures both sides of the bet as traffic flows:
+//!
+//! - the wake-up cost `W`: after each park a notify ended, the channel tells the strategy
+//!   how late it ran after the waker's notify ([`IdleStrategy::woken`]);
+//! - the gaps: how long each wait spun before the message came, or that it spun its
+//!   whole limit and parked (then the gap is only known to be longer).
+//!
+//! From the waits it keeps a survival curve over doubling time buckets (Kaplan-Meier:
+//! the share of waits still empty after spinning `t`, which counts waits cut short by
+//! parking correctly) and picks the spin limit that minimises the expected spin time
+//! plus `W` times the chance of parking anyway. Limits past `W` never pay: parking at
+//! once would be cheaper whatever the gap. Every few waits one spins the whole `W` so the
+//! curve stays known above the chosen limit (more often while that finds messages, as
+//! rarely as one wait in 256 while it does not). Old waits fade (the counts halve every
+//! few hundred waits), so a change of rate is learnt within a few hundred waits.
+//!
+//! What it learns follows the machine: with both ends on one CPU, spinning only delays
+//! the peer that would write, so spins never end with a message, the curve stays at one
+//! and the limit falls to zero (the `blocking` behaviour). An optional CPU budget
+//! ([`Adaptive::with_budget`]) caps the share of a core spent spinning.
+
+use crate::{Action, IdleStrategy, ParksOn};
+use shm_notify::Notifier;
+use std::time::{Duration, Instant};
+
+/// Time buckets: each ends √2 times later than the one before, from 128 ns to ~3 ms (a
+/// limit can sit 41% above a steady gap, not 100%).
+const BUCKETS: usize = 30;
+const EDGES_NS: [u64; BUCKETS] = {
+    let mut edges = [0; BUCKETS];
+    let mut k = 0;
+    while k < BUCKETS {
+        // 181 / 128 ≈ √2.
+        edges[k] = if k % 2 == 0 { 128 } else { 181 } << (k / 2);
+        k += 1;
+    }
+    edges
+};
+/// While spinning into an unexplored bucket pays, at least this share of waits parks at
+/// the limit: try the next bucket up (see `Adaptive::choose`).
+const OPTIMISM: f64 = 0.05;
+/// While spinning, the clock is read once every this many polls (a read costs about as
+/// much as a poll; reading it every poll would slow the reaction to a message).
+const CHECK_EVERY: u32 = 8;
+/// The wake-up cost assumed before the first measurement.
+const DEFAULT_WAKE_NS: u64 = 20_000;
+/// Wake-up measurements are clamped into this range: below it a park costs its system
+/// calls anyway; above it the sample is noise or a hostile peer's timestamp.
+const WAKE_RANGE_NS: (u64, u64) = (1_000, 1_000_000);
+/// Waits that all explore (spin the whole `W`) before the curve is trusted.
+const WARMUP: u32 = 16;
+/// Exploring waits: one in `EXPLORE.0` while exploration finds messages past the limit,
+/// doubling to one in `EXPLORE.1` while it does not.
+const EXPLORE: (u32, u32) = (16, 256);
+/// A bucket is trusted once this many waits reached it.
+const MIN_AT_RISK: f32 = 2.0;
+/// The counts halve when this many waits reached the first bucket: old waits fade.
+const FADE_AT: f32 = 256.0;
+/// Wake-ups measured after the warm-up: one in this many.
+const WAKE_SAMPLE_EVERY: u32 = 4;
+/// The most spin time the CPU budget saves up over a quiet spell.
+const CREDIT_CAP_NS: f64 = 1_000_000.0;
+
+/// A spin-then-park strategy that learns its spin limit from the measured wake-up cost
+/// and the measured gaps (see the module docs). Its state is per end.
+///
+/// ```
+/// use shm_idle::{Action, Adaptive, IdleStrategy};
+/// use std::time::Duration;
+/// let mut a = Adaptive::new();
+/// assert_eq!(a.name(), "adaptive");
+/// assert_eq!(a.idle(0), Action::Spin); // before it knows better: spin up to `W`
+/// a.woken(Some(Duration::from_micros(8))); // the channel reports a wake-up's cost
+/// assert!(a.wake_cost() < Duration::from_micros(20));
+/// let capped = Adaptive::with_budget(0.05); // spin at most 5% of a core
+/// assert_eq!(capped.budget(), Some(0.05));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Adaptive {
+    clock: Clock,
+    budget: Option<f64>,
+    /// Wake-up cost estimate `W` (ns).
+    wake_ns: u64,
+    /// The chosen spin limit (ns).
+    limit_ns: u64,
+    /// Nanoseconds per idle poll, calibrated from the clock reads while spinning.
+    poll_ns: u64,
+    /// The survival curve's counts (boxed: they are most of the strategy's size).
+    curve: Box<Curve>,
+    samples: u32,
+    waits: u32,
+    wakes: u32,
+    explore_every: u32,
+    /// Spin time the CPU budget allows now (ns), and when it was last topped up.
+    credit: f64,
+    topped_up: u64,
+    wait: Wait,
+}
+
+/// Per bucket: waits still empty at its start, and waits whose message came in it.
+#[derive(Clone, Debug)]
+struct Curve {
+    at_risk: [f32; BUCKETS],
+    ended: [f32; BUCKETS],
+}
+
+/// The wait in progress.
+#[derive(Clone, Copy, Debug, Default)]
+struct Wait {
+    /// Idle polls so far (0: no idle poll yet, nothing measured).
+    polls: u32,
+    start: u64,
+    /// This wait's spin limit (ns).
+    limit: u64,
+    exploring: bool,
+    parked: bool,
+    /// Spin time and polls at the last clock read.
+    spun: u64,
+    polls_at_read: u32,
+}
+
+impl Adaptive {
+    /// A strategy with no CPU cap.
+    pub fn new() -> Self {
+        Self::with_clock(Clock::monotonic(), None)
+    }
+
+    /// A strategy that spins at most `fraction` of a core (0.0 ..= 1.0; out-of-range
+    /// values are clamped, NaN means 0): spin time is granted at that rate of wall time,
+    /// saved up to 1 ms, and a wait whose grant is spent parks at once.
+    pub fn with_budget(fraction: f64) -> Self {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        Self::with_clock(Clock::monotonic(), Some(fraction))
+    }
+
+    fn with_clock(clock: Clock, budget: Option<f64>) -> Self {
+        let now = clock.now();
+        Adaptive {
+            clock,
+            budget,
+            wake_ns: DEFAULT_WAKE_NS,
+            limit_ns: DEFAULT_WAKE_NS,
+            poll_ns: 50,
+            curve: Box::new(Curve {
+                at_risk: [0.0; BUCKETS],
+                ended: [0.0; BUCKETS],
+            }),
+            samples: 0,
+            waits: 0,
+            wakes: 0,
+            explore_every: EXPLORE.0,
+            credit: 0.0,
+            topped_up: now,
+            wait: Wait::default(),
+        }
+    }
+
+    /// The CPU budget, if any.
+    pub fn budget(&self) -> Option<f64> {
+        self.budget
+    }
+
+    /// The spin limit it settled on: how long a wait spins before it parks.
+    pub fn spin_limit(&self) -> Duration {
+        Duration::from_nanos(self.limit_ns)
+    }
+
+    /// Its estimate of a wake-up's cost on this channel and machine.
+    pub fn wake_cost(&self) -> Duration {
+        Duration::from_nanos(self.wake_ns)
+    }
+
+    /// The first idle poll of a wait: pick this wait's limit and start the clock (not
+    /// for a wait that parks at once: on one CPU every read adds to the round trip).
+    fn begin(&mut self) {
+        self.waits = self.waits.wrapping_add(1);
+        let exploring = self.samples < WARMUP || self.waits % self.explore_every == 0;
+        let mut limit = if exploring {
+            self.wake_ns
+        } else {
+            self.limit_ns
+        };
+        let now = if limit > 0 || self.budget.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        if let Some(fraction) = self.budget {
+            let earned = now.saturating_sub(self.topped_up) as f64 * fraction;
+            self.credit = (self.credit + earned).min(CREDIT_CAP_NS);
+            self.topped_up = now;
+            limit = limit.min(self.credit.max(0.0) as u64);
+        }
+        self.wait = Wait {
+            polls: 0,
+            start: now,
+            limit,
+            exploring,
+            parked: false,
+            spun: 0,
+            polls_at_read: 0,
+        };
+    }
+
+    /// Ends the spinning of this wait at `spun` ns: parks.
+    fn park(&mut self, spun: u64) -> Action {
+        self.wait.parked = true;
+        if self.wait.limit > 0 {
+            self.learn(spun, false);
+        }
+        Action::Park(None)
+    }
+
+    /// Learns from a wait that spun `spun` ns: the message `came` then, or it parked.
+    fn learn(&mut self, spun: u64, came: bool) {
+        self.credit -= spun as f64;
+        for k in 0..BUCKETS {
+            let (start, end) = bucket(k);
+            if came {
+                if spun <= start && k > 0 {
+                    break;
+                }
+                self.curve.at_risk[k] += 1.0;
+                if spun <= end {
+                    self.curve.ended[k] += 1.0;
+                    break;
+                }
+            } else {
+                // Counted only where it spun through the whole bucket.
+                if spun < end {
+                    break;
+                }
+                self.curve.at_risk[k] += 1.0;
+            }
+        }
+        if self.curve.at_risk[0] >= FADE_AT {
+            self.curve.at_risk.iter_mut().for_each(|n| *n /= 2.0);
+            self.curve.ended.iter_mut().for_each(|n| *n /= 2.0);
+        }
+        self.samples = self.samples.saturating_add(1);
+        if self.wait.exploring && self.samples > WARMUP {
+            self.explore_every = if came && spun > self.limit_ns {
+                EXPLORE.0
+            } else {
+                (self.explore_every * 2).min(EXPLORE.1)
+            };
+        }
+        self.limit_ns = self.choose();
+    }
+
+    /// The spin limit with the least expected cost: spin time plus `W` times the chance
+    /// of parking after all. Only buckets enough waits reached count, none past `W`. When
+    /// the best limit is the last bucket with data and still a share of waits parks
+    /// there, it reaches one bucket further: the waits then measure that bucket (they
+    /// would only ever be cut off at the limit otherwise), and the next choice keeps it
+    /// or drops it on its merits.
+    fn choose(&self) -> u64 {
+        let wake = self.wake_ns as f64;
+        let (mut best_cost, mut best) = (wake, 0);
+        let (mut still_empty, mut spin) = (1.0f64, 0.0f64);
+        for k in 0..BUCKETS {
+            let (start, end) = bucket(k);
+            if end > self.wake_ns {
+                break;
+            }
+            if self.curve.at_risk[k] < MIN_AT_RISK {
+                if best == start && best > 0 && still_empty > OPTIMISM {
+                    best = end;
+                }
+                break;
+            }
+            let hazard = f64::from(self.curve.ended[k] / self.curve.at_risk[k]);
+            let next = still_empty * (1.0 - hazard);
+            spin += (still_empty + next) / 2.0 * (end - start) as f64;
+            still_empty = next;
+            let cost = spin + still_empty * wake;
+            if cost < best_cost {
+                (best_cost, best) = (cost, end);
+            }
+        }
+        best
+    }
+}
+
+/// Start and end (ns) of bucket `k`; the first starts at 0.
+fn bucket(k: usize) -> (u64, u64) {
+    (if k == 0 { 0 } else { EDGES_NS[k - 1] }, EDGES_NS[k])
+}
+
+impl Default for Adaptive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdleStrategy for Adaptive {
+    #[inline]
+    fn idle(&mut self, work: usize) -> Action {
+        if work > 0 {
+            self.reset();
+            return Action::Continue;
+        }
+        if self.wait.parked {
+            return Action::Park(None);
+        }
+        if self.wait.polls == 0 {
+            self.begin();
+            if self.wait.limit == 0 {
+                self.wait.polls = 1;
+                return self.park(0);
+            }
+        }
+        self.wait.polls += 1;
+        if self.wait.polls % CHECK_EVERY == 0 {
+            let spun = self.clock.now().saturating_sub(self.wait.start);
+            (self.wait.spun, self.wait.polls_at_read) = (spun, self.wait.polls);
+            if spun >= self.wait.limit {
+                return self.park(spun);
+            }
+        }
+        Action::Spin
+    }
+
+    /// Called as a wait starts: a previous wait that spun and did not park ended because
+    /// its message came; learn its gap (no clock read here: a wait that finds a message
+    /// at once costs nothing).
+    fn reset(&mut self) {
+        let w = self.wait;
+        if w.polls > 0 && !w.parked {
+            if w.polls_at_read > 0 {
+                let per_poll = w.spun / u64::from(w.polls_at_read);
+                self.poll_ns = (self.poll_ns * 7 + per_poll.max(1)) / 8;
+            }
+            let spun = w.spun + u64::from(w.polls - w.polls_at_read) * self.poll_ns;
+            self.learn(spun, true);
+        }
+        self.wait = Wait::default();
+    }
+
+    fn name(&self) -> &'static str {
+        "adaptive"
+    }
+
+    /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up): a measurement is two
+    /// clock reads, which on one CPU add to every round trip.
+    fn wants_wake_cost(&mut self) -> bool {
+        self.wakes = self.wakes.wrapping_add(1);
+        self.samples < WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0
+    }
+
+    /// Learns the wake-up cost; the limit follows with the next wait that spins.
+    fn woken(&mut self, late: Option<Duration>) {
+        let Some(late) = late else { return };
+        let sample = (late.as_nanos().min(u128::from(u64::MAX)) as u64)
+            .clamp(WAKE_RANGE_NS.0, WAKE_RANGE_NS.1);
+        self.wake_ns = (self.wake_ns * 7 + sample) / 8;
+    }
+}
+
+impl<N: Notifier + ?Sized> ParksOn<N> for Adaptive {}
+
+/// Where time comes from: the monotonic clock, or a test's hand-moved one.
+#[derive(Clone, Debug)]
+enum Clock {
+    Monotonic(Instant),
+    #[cfg(test)]
+    Fake(std::sync::Arc<std::sync::Mutex<u64>>),
+}
+
+impl Clock {
+    fn monotonic() -> Self {
+        Clock::Monotonic(Instant::now())
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        match self {
+            Clock::Monotonic(epoch) => epoch.elapsed().as_nanos() as u64,
+            #[cfg(test)]
+            Clock::Fake(t) => *t.lock().unwrap(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! `Adaptive`'s decisions against a hand-moved clock: a simulated channel delivers each
+//! message a given gap after the wait starts, and a park costs a given wake-up.
+
+use super::*;
+use std::sync::{Arc, Mutex};
+
+const US: u64 = 1_000;
+const MS: u64 = 1_000_000;
+/// One idle poll of the simulated ring.
+const POLL_NS: u64 = 50;
+
+struct Sim {
+    a: Adaptive,
+    t: Arc<Mutex<u64>>,
+    wake: u64,
+    /// Spinning holds the writer off (both ends on one CPU): a message comes only a gap
+    /// after the reader parks.
+    one_cpu: bool,
+    spun: u64,
+    parks: u64,
+    /// Latency the waits added to their messages (ns).
+    late: u64,
+    waits: u64,
+}
+
+impl Sim {
+    fn new(wake: u64, budget: Option<f64>) -> Sim {
+        let t = Arc::new(Mutex::new(1_000 * MS));
+        Sim {
+            a: Adaptive::with_clock(Clock::Fake(t.clone()), budget),
+            t,
+            wake,
+            one_cpu: false,
+            spun: 0,
+            parks: 0,
+            late: 0,
+            waits: 0,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        *self.t.lock().unwrap()
+    }
+
+    fn advance(&self, ns: u64) {
+        *self.t.lock().unwrap() += ns;
+    }
+
+    /// One wait for a message `gap` ns away.
+    fn wait(&mut self, gap: u64) {
+        self.waits += 1;
+        self.a.reset();
+        let start = self.now();
+        let mut arrives = start + gap;
+        loop {
+            match self.a.idle(0) {
+                Action::Spin => {
+                    self.advance(POLL_NS);
+                    if !self.one_cpu && self.now() >= arrives {
+                        self.spun += self.now() - start;
+                        return;
+                    }
+                }
+                Action::Park(None) => {
+                    self.spun += self.now() - start;
+                    self.parks += 1;
+                    if self.one_cpu {
+                        arrives = self.now() + gap;
+                    }
+                    let woke = self.now().max(arrives) + self.wake;
+                    self.late += woke - arrives;
+                    *self.t.lock().unwrap() = woke;
+                    if self.a.wants_wake_cost() {
+                        self.a.woken(Some(Duration::from_nanos(self.wake)));
+                    }
+                    return;
+                }
+                other => panic!("unexpected action {other:?}"),
+            }
+        }
+    }
+
+    fn waits(&mut self, n: usize, gap: u64) {
+        (0..n).for_each(|_| self.wait(gap));
+    }
+
+    /// Counters from here on.
+    fn restart_counts(&mut self) {
+        (self.spun, self.parks, self.late, self.waits) = (0, 0, 0, 0);
+    }
+
+    fn limit(&self) -> u64 {
+        self.a.spin_limit().as_nanos() as u64
+    }
+}
+
+#[test]
+fn steady_fast_traffic_spins_through_every_gap() {
+    let mut s = Sim::new(20 * US, None);
+    s.waits(2_000, US);
+    s.restart_counts();
+    s.waits(1_000, US);
+    assert_eq!(s.parks, 0, "limit {} ns", s.limit());
+    assert!((US..=4 * US).contains(&s.limit()), "limit {} ns", s.limit());
+}
+
+#[test]
+fn steady_slow_traffic_parks_at_once() {
+    let mut s = Sim::new(20 * US, None);
+    s.waits(2_000, MS);
+    assert_eq!(s.limit(), 0);
+    s.restart_counts();
+    s.waits(1_000, MS);
+    // Only the exploring waits spin (the whole W, one wait in 256 by now).
+    assert!(
+        s.spun / s.waits < US,
+        "{} ns spun per wait",
+        s.spun / s.waits
+    );
+    assert_eq!(s.parks, 1_000);
+}
+
+#[test]
+fn bursts_spin_inside_a_burst_and_park_between() {
+    let mut s = Sim::new(20 * US, None);
+    let burst = |s: &mut Sim| {
+        s.waits(99, US);
+        s.wait(10 * MS);
+    };
+    (0..20).for_each(|_| burst(&mut s));
+    s.restart_counts();
+    (0..10).for_each(|_| burst(&mut s));
+    assert!((US..=4 * US).contains(&s.limit()), "limit {} ns", s.limit());
+    // Once per burst (the quiet spell), and now and then an exploring wait.
+    assert!(s.parks <= 12, "{} parks in 10 bursts", s.parks);
+    // The spin before each quiet spell's park is bounded by the limit.
+    assert!(s.spun < 10 * (99 * 2 * US + 20 * US), "{} ns spun", s.spun);
+}
+
+#[test]
+fn a_sudden_change_of_rate_is_learnt() {
+    let mut s = Sim::new(20 * US, None);
+    s.waits(2_000, US);
+    assert!(s.limit() >= US);
+    // Fast to slow: spinning is at once no longer than the old gaps, and stops once
+    // the long gaps take over the curve.
+    s.waits(1, MS);
+    assert!(s.limit() <= 2 * US, "limit {} ns", s.limit());
+    s.waits(1_000, MS);
+    assert_eq!(s.limit(), 0, "still spinning after 1,000 slow waits");
+    // Slow to fast: exploring waits find the messages and the limit comes back.
+    s.waits(1_000, US);
+    s.restart_counts();
+    s.waits(1_000, US);
+    assert!(s.limit() >= US, "limit {} ns", s.limit());
+    assert!(s.parks <= 2, "{} parks", s.parks);
+}
+
+#[test]
+fn spinning_that_holds_the_writer_off_is_dropped() {
+    // One CPU: whatever it spins, the message comes only after it parks.
+    let mut s = Sim::new(3 * US, None);
+    s.one_cpu = true;
+    s.waits(2_000, 2 * US);
+    assert_eq!(s.limit(), 0);
+    s.restart_counts();
+    s.waits(1_000, 2 * US);
+    // `blocking` adds W to every message; exploring spins add little on top.
+    let blocking = s.waits * s.wake;
+    assert!(
+        s.late <= blocking + blocking / 20,
+        "{} ns late against {blocking}",
+        s.late
+    );
+}
+
+#[test]
+fn spins_no_longer_than_a_wake_up_costs() {
+    // Gaps of 50 µs and wake-ups of 5 µs: parking at once is cheaper.
+    let mut s = Sim::new(5 * US, None);
+    s.waits(2_000, 50 * US);
+    assert_eq!(s.limit(), 0);
+    // Gaps of 5 µs and wake-ups of 50 µs: spin through them.
+    let mut s = Sim::new(50 * US, None);
+    s.waits(2_000, 5 * US);
+    assert!(
+        (5 * US..=16 * US).contains(&s.limit()),
+        "limit {} ns",
+        s.limit()
+    );
+}
+
+#[test]
+fn a_cpu_budget_caps_the_spinning() {
+    // Spinning through 100 µs gaps would pay against 500 µs wake-ups, but 5% of a core
+    // buys only ~5 µs of each gap.
+    let mut s = Sim::new(500 * US, Some(0.05));
+    s.waits(2_000, 100 * US);
+    let start = s.now();
+    s.restart_counts();
+    s.waits(2_000, 100 * US);
+    let share = s.spun as f64 / (s.now() - start) as f64;
+    assert!(share <= 0.055, "spun {:.1}% of the time", share * 100.0);
+    // Without the budget it spins through them.
+    let mut s = Sim::new(500 * US, None);
+    s.waits(2_000, 100 * US);
+    s.restart_counts();
+    s.waits(1_000, 100 * US);
+    assert_eq!(s.parks, 0);
+}
+
+#[test]
+fn wake_up_samples_are_clamped() {
+    let mut a = Adaptive::new();
+    for _ in 0..100 {
+        a.woken(Some(Duration::from_secs(3_600))); // a hostile or broken timestamp
+    }
+    assert!(a.wake_cost() <= Duration::from_nanos(WAKE_RANGE_NS.1));
+    assert!(a.wake_cost() >= Duration::from_nanos(WAKE_RANGE_NS.1 - 100));
+    for _ in 0..100 {
+        a.woken(Some(Duration::ZERO));
+    }
+    assert!(a.wake_cost() <= Duration::from_nanos(WAKE_RANGE_NS.0 + 100));
+    let before = a.wake_cost();
+    a.woken(None);
+    assert_eq!(a.wake_cost(), before);
+}
+
+#[test]
+fn a_message_found_at_once_costs_no_clock_read() {
+    let t = Arc::new(Mutex::new(0));
+    let mut a = Adaptive::with_clock(Clock::Fake(t.clone()), None);
+    // Waits that never idle leave nothing to learn and never start the clock.
+    for _ in 0..10 {
+        a.reset();
+    }
+    assert_eq!((a.waits, a.samples), (0, 0));
+    assert_eq!(a.idle(3), Action::Continue);
+}
+
+#[test]
+fn with_budget_clamps_its_fraction() {
+    assert_eq!(Adaptive::with_budget(2.0).budget(), Some(1.0));
+    assert_eq!(Adaptive::with_budget(-1.0).budget(), Some(0.0));
+    assert_eq!(Adaptive::with_budget(f64::NAN).budget(), Some(0.0));
+    assert_eq!(Adaptive::new().budget(), None);
+}
+
+#[test]
+fn jittery_bursts_are_covered_not_cut_off() {
+    // Bursts whose gaps spread over 0.6 to 1.8 µs (a paced writer's jitter), 10 ms apart,
+    // against 25 µs wake-ups: the limit must cover nearly every gap inside a burst, not
+    // stop at the bucket that holds most of them.
+    let mut s = Sim::new(25 * US, None);
+    let mut x = 12_345u64;
+    let mut gap = move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        600 + (x >> 33) % 1_200
+    };
+    let mut bursts = |s: &mut Sim, n: usize| {
+        for _ in 0..n {
+            (0..99).for_each(|_| s.wait(gap()));
+            s.wait(10 * MS);
+        }
+    };
+    bursts(&mut s, 30);
+    s.restart_counts();
+    bursts(&mut s, 20);
+    // One park per quiet spell, and a few inside the bursts.
+    assert!(
+        s.parks <= 20 + 40,
+        "{} parks in 20 bursts, limit {} ns",
+        s.parks,
+        s.limit()
+    );
+    assert!(s.limit() <= 4 * US, "limit {} ns", s.limit());
+}

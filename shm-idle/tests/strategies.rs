@@ -3,8 +3,8 @@
 //! park timeouts doubling up to the cap. One suite of expectations per strategy.
 
 use shm_idle::{
-    Action, Adaptive, AnyIdle, AnyPollIdle, Backoff, Blocking, BusySpin, EpollPark, IdleStrategy, NoOp,
-    Parker, Sleeping, Yielding,
+    Action, Adaptive, AnyIdle, AnyPollIdle, Backoff, Blocking, BusySpin, EpollPark, IdleStrategy,
+    NoOp, Parker, Sleeping, Yielding,
 };
 use std::time::Duration;
 

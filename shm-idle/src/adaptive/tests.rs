@@ -52,6 +52,7 @@ impl Sim {
         self.a.reset();
         let start = self.now();
         let mut arrives = start + gap;
+        let mut parked = false;
         loop {
             match self.a.idle(0) {
                 Action::Spin => {
@@ -61,19 +62,34 @@ impl Sim {
                         return;
                     }
                 }
-                Action::Park(None) => {
-                    self.spun += self.now() - start;
-                    self.parks += 1;
-                    if self.one_cpu {
-                        arrives = self.now() + gap;
+                Action::Park(timeout) => {
+                    if !parked {
+                        parked = true;
+                        self.spun += self.now() - start;
+                        self.parks += 1;
+                        if self.one_cpu {
+                            arrives = self.now() + gap;
+                        }
                     }
-                    let woke = self.now().max(arrives) + self.wake;
-                    self.late += woke - arrives;
-                    *self.t.lock().unwrap() = woke;
-                    if self.a.wants_wake_cost() {
-                        self.a.woken(Some(Duration::from_nanos(self.wake)));
+                    let notified = self.now().max(arrives) + self.wake;
+                    match timeout {
+                        // The timer ends the park first: look at the ring again.
+                        Some(t) if self.now() + t.as_nanos() as u64 <= notified => {
+                            self.advance(t.as_nanos() as u64);
+                            if self.now() >= arrives {
+                                self.late += self.now() - arrives;
+                                return;
+                            }
+                        }
+                        _ => {
+                            self.late += notified - arrives;
+                            *self.t.lock().unwrap() = notified;
+                            if self.a.wants_wake_cost() {
+                                self.a.woken(Some(Duration::from_nanos(self.wake)));
+                            }
+                            return;
+                        }
                     }
-                    return;
                 }
                 other => panic!("unexpected action {other:?}"),
             }
@@ -274,4 +290,49 @@ fn jittery_bursts_are_covered_not_cut_off() {
         s.limit()
     );
     assert!(s.limit() <= 4 * US, "limit {} ns", s.limit());
+}
+
+#[test]
+fn after_a_spin_it_parks_on_a_ramp_then_untimed() {
+    // Fast traffic taught it to spin; then a quiet spell.
+    let mut s = Sim::new(20 * US, None);
+    s.waits(2_000, US);
+    let limit = s.limit();
+    assert!(limit > 0);
+    s.a.reset();
+    let first = loop {
+        match s.a.idle(0) {
+            Action::Spin => s.advance(POLL_NS),
+            other => break other,
+        }
+    };
+    let mut parks = vec![first];
+    for _ in 0..30 {
+        parks.push(s.a.idle(0)); // each timed park ended with nothing there
+    }
+    let ramp: Vec<u64> = parks
+        .iter()
+        .map_while(|p| match p {
+            Action::Park(Some(d)) => Some(d.as_nanos() as u64),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ramp[0], limit.max(RAMP_FIRST_NS), "{ramp:?}");
+    assert!(ramp.windows(2).all(|w| w[1] == 2 * w[0]), "{ramp:?}");
+    assert!(*ramp.last().unwrap() <= RAMP_LAST_NS);
+    assert!(ramp.len() < 20, "{} timed parks", ramp.len());
+    assert!(parks[ramp.len()..].iter().all(|p| *p == Action::Park(None)));
+}
+
+#[test]
+fn where_parking_at_once_pays_the_park_is_untimed() {
+    let mut s = Sim::new(20 * US, None);
+    s.waits(2_000, MS);
+    assert_eq!(s.limit(), 0);
+    // The next wait that does not explore parks at once, untimed.
+    while (s.a.waits + 1) % s.a.explore_every == 0 {
+        s.wait(MS);
+    }
+    s.a.reset();
+    assert_eq!(s.a.idle(0), Action::Park(None));
 }

@@ -253,6 +253,7 @@ fn measure(
     scenario::parse_report(&line, &mut r)?;
     s.cpu_reader = r.cpu_reader;
     s.settled = r.settled;
+    s.reader_parks = r.reader_parks;
     if !echo {
         let sent = s.samples;
         (s.p50, s.p90, s.p99, s.p999, s.max, s.samples, s.msgs_per_s) =

@@ -126,9 +126,9 @@ fn on_front(rows: &[Row], r: &Row) -> bool {
         && !peers_of(rows, r).iter().any(|b| dominates(b, r))
 }
 
-/// For a row off the front: how far its latency is from the front's at no more CPU (the
-/// smallest, over front rows using at most its CPU, of the worse of its p50 and p99
-/// ratios), and that front row.
+/// For a row off the front: how far its latency is from the best the front reaches at
+/// no more CPU (over front rows using at most its CPU, the largest of the worse of its
+/// p50 and p99 ratios to theirs), and that front row.
 fn distance_to_front<'a>(rows: &'a [Row], r: &Row) -> Option<(f64, &'a Row)> {
     peers_of(rows, r)
         .into_iter()
@@ -138,7 +138,7 @@ fn distance_to_front<'a>(rows: &'a [Row], r: &Row) -> Option<(f64, &'a Row)> {
             let worse = ratio(r.sample.p50, b.sample.p50).max(ratio(r.sample.p99, b.sample.p99));
             (worse, b)
         })
-        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
 /// One line per `adaptive` row: whether it is on the front (or how far off), and the spin
@@ -226,6 +226,13 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
                 .map_or("-".into(), |f| {
                     format!("{:.0}% of ring", 100.0 * s.msgs_per_s / f.sample.msgs_per_s)
                 }),
+            // How often an idle reader wakes: its parks over the quiet spell.
+            ("idle", _) if r.row.starts_with("channel/") => {
+                format!(
+                    "{:.1} wake-ups/s",
+                    s.reader_parks as f64 / s.wall_s.max(1e-9)
+                )
+            }
             _ => "-".into(),
         };
         let front = on_front(rows, r);

@@ -20,6 +20,11 @@ pub struct Sample {
     pub notifies: u64,
     /// `adaptive` rows: the reader's spin limit and wake-up cost (ns) at the end.
     pub settled: Option<(u64, u64)>,
+    /// Times the reader went to sleep (channel rows), so an idle row can say how often an
+    /// idle reader wakes.
+    pub reader_parks: u64,
+    /// Seconds the parent's measured part took.
+    pub wall_s: f64,
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -50,6 +55,7 @@ pub fn report_line(
     cpu: f64,
     wall: f64,
     settled: Option<(u64, u64)>,
+    parks: u64,
 ) -> String {
     let mut s = Sample::default();
     fill(&mut s, h);
@@ -57,7 +63,7 @@ pub fn report_line(
         (l.to_string(), w.to_string())
     });
     format!(
-        "RESULT {} {} {} {} {} {} {} {} {limit} {wake}",
+        "RESULT {} {} {} {} {} {} {} {} {limit} {wake} {parks}",
         s.samples,
         s.p50,
         s.p90,
@@ -72,7 +78,7 @@ pub fn report_line(
 /// Parses the child's report into the reader-side fields of `s`.
 pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
     let f: Vec<&str> = line.split_whitespace().collect();
-    if f.len() != 11 || f[0] != "RESULT" {
+    if f.len() != 12 || f[0] != "RESULT" {
         return Err(format!("bad child report {line:?}"));
     }
     let n = |i: usize| {
@@ -91,6 +97,7 @@ pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
         ("-", "-") => None,
         _ => Some((n(9)? as u64, n(10)? as u64)),
     };
+    s.reader_parks = n(11)? as u64;
     Ok(())
 }
 
@@ -129,7 +136,8 @@ pub fn child(role: &str, ep: &mut dyn Endpoint, size: usize) -> Result<String, S
         _ => 0.0,
     };
     let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
-    Ok(report_line(&sink.h, rate, cpu, wall, ep.settled()))
+    let parks = ep.parks();
+    Ok(report_line(&sink.h, rate, cpu, wall, ep.settled(), parks))
 }
 
 /// The sink's state: next expected sequence number, first error, one-way latencies.
@@ -235,6 +243,7 @@ pub fn parent(
         other => panic!("unknown scenario {other}"),
     }
     let wall = t0.elapsed().as_secs_f64();
+    s.wall_s = wall;
     s.cpu_writer = (cpu_seconds() - cpu0) / wall;
     s.notifies = ep.notifies();
     s

@@ -30,6 +30,10 @@ pub trait Endpoint {
     fn notifies(&self) -> u64 {
         0
     }
+    /// Times the receiving end went to sleep (channel rows; 0 where not counted).
+    fn parks(&self) -> u64 {
+        0
+    }
     /// `adaptive` rows: the spin limit and wake-up cost (ns) the receiving end's
     /// strategy settled on.
     fn settled(&mut self) -> Option<(u64, u64)> {
@@ -387,6 +391,10 @@ impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N> + MakeIdle> En
 
     fn settled(&mut self) -> Option<(u64, u64)> {
         self.rx.idle_mut().settled()
+    }
+
+    fn parks(&self) -> u64 {
+        self.rx.stats().parks
     }
 
     fn recv_batch(&mut self, buf: &mut Vec<u8>, f: &mut dyn FnMut(&[u8])) -> bool {

@@ -279,14 +279,18 @@ impl Adaptive {
             self.curve.ended.iter_mut().for_each(|n| *n /= 2.0);
         }
         self.samples = self.samples.saturating_add(1);
+        let before = self.limit_ns;
+        self.limit_ns = self.choose();
         if self.wait.exploring && self.samples > WARMUP {
-            self.explore_every = if came && spun > self.limit_ns {
+            // Explore more often only while exploring moves the limit up: a message now
+            // and then inside an exploring spin (on one CPU, when the scheduler lets the
+            // writer in) that leaves the limit where it was is no reason to spin more.
+            self.explore_every = if came && self.limit_ns > before {
                 EXPLORE.0
             } else {
                 (self.explore_every * 2).min(EXPLORE.1)
             };
         }
-        self.limit_ns = self.choose();
     }
 
     /// The spin limit with the least expected cost: spin time plus the cost of a park

@@ -11,14 +11,20 @@
 //! - the gaps: how long each wait spun before the message came, or that it spun its
 //!   whole limit and parked (then the gap is only known to be longer).
 //!
-//! From the waits it keeps a survival curve over doubling time buckets (Kaplan-Meier:
+//! From the waits it keeps a survival curve over time buckets √2 apart (Kaplan-Meier:
 //! the share of waits still empty after spinning `t`, which counts waits cut short by
 //! parking correctly) and picks the spin limit that minimises the expected spin time
-//! plus `W` times the chance of parking anyway. Limits past `W` never pay: parking at
-//! once would be cheaper whatever the gap. Every few waits one spins the whole `W` so the
-//! curve stays known above the chosen limit (more often while that finds messages, as
-//! rarely as one wait in 256 while it does not). Old waits fade (the counts halve every
-//! few hundred waits), so a change of rate is learnt within a few hundred waits.
+//! plus the cost of a park times the chance of parking anyway. A park costs `W` for the
+//! message that ends it and about `W / 2` for each message that queues behind it while
+//! the reader wakes (read off the same curve). Spin time and message latency weigh the
+//! same: that is the one choice made for the user, and [`Adaptive::with_budget`] is
+//! there when CPU must weigh more. Limits past `W` never pay: parking at once would be
+//! cheaper whatever the gap. Every few waits one spins the whole `W` so the curve stays
+//! known above the chosen limit (more often while that moves the limit up, as rarely as
+//! one wait in 256 while it does not). Old waits fade (the counts halve every few hundred
+//! waits), so a change of rate is learnt within a few hundred waits. After a spin that
+//! pays, the park is a short ramp of timed parks, then untimed (see `next_park`); where
+//! parking at once pays, it is untimed from the start.
 //!
 //! What it learns follows the machine: with both ends on one CPU, spinning only delays
 //! the peer that would write, so spins never end with a message, the curve stays at one

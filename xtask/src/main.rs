@@ -204,7 +204,7 @@ fn run_release(package: &str, bin: &str, args: &[String]) -> Command {
 /// The cross-process matrix: builds `shm-bench` in release mode and runs it (through
 /// `cargo run`, so a custom CARGO_TARGET_DIR is honoured).
 fn bench(args: &[String]) -> Result {
-    let mut cmd = run_release("xtask", "shm-bench", args);
+    let mut cmd = run_release("shm-bench", "shm-bench", args);
     if args.iter().any(|a| a == "--peers") {
         // Peers are linked only when asked for: the default build stays lean.
         let mut with = cargo();
@@ -213,7 +213,7 @@ fn bench(args: &[String]) -> Result {
             "--release",
             "--quiet",
             "-p",
-            "xtask",
+            "shm-bench",
             "--features",
             "peers",
         ])

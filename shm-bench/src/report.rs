@@ -4,7 +4,7 @@
 use crate::Row;
 use plotters::prelude::*;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where and how the numbers were taken.
 pub struct Environment {
@@ -344,13 +344,27 @@ fn svg(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Where the report goes: `shm-bench/` in the cargo target dir this binary was built in
+/// (`CARGO_TARGET_DIR` if set, else the grandparent of `target/release/shm-bench`),
+/// never the source tree.
+fn out_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.to_path_buf())
+        })
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("shm-bench")
+}
+
 /// Prints the table (or the JSON) and writes the three files.
 pub fn write_all(
     rows: &[Row],
     env: &Environment,
     json_out: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = Path::new("target/shm-bench");
+    let dir = &out_dir();
     std::fs::create_dir_all(dir)?;
     let md = markdown(rows, env);
     let js = json(rows);
@@ -361,7 +375,10 @@ pub fn write_all(
         print!("{js}");
     } else {
         println!("{md}");
-        println!("written: target/shm-bench/report.md, report.json, paced.svg");
+        println!(
+            "written: {}/{{report.md, report.json, paced.svg}}",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -324,6 +324,25 @@ fn median(mut v: Vec<Sample>) -> Sample {
     v.swap_remove((v.len() - 1) / 2)
 }
 
+const USAGE: &str = "\
+usage: cargo xtask bench [OPTIONS]   (or: shm-bench [OPTIONS])
+
+Measures every channel configuration (notifier x idle strategy) between two processes,
+beside the hardware floors and the kernel's own paths, and writes report.md, report.json
+and paced.svg to <target dir>/shm-bench/.
+
+  --quick        short runs (the default, about a minute and a half)
+  --full         longer runs, more strategies and payloads
+  --filter TEXT  only rows whose `scenario/row` contains TEXT (e.g. pingpong/channel)
+  --json         print the JSON report on stdout instead of the table
+  --same-cpu     both processes on one CPU (spinning rows are skipped)
+  --cpus A,B     the two CPUs to pin the processes to (default 0,1); the report says
+                 whether they share a core or a cache
+  --peers        add other libraries' rows (ringfire, iceoryx2); needs the `peers`
+                 feature, which `cargo xtask bench --peers` turns on
+  -h, --help     this text
+";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
@@ -345,11 +364,12 @@ fn main() {
                 std::process::exit(2);
             }
             "--filter" | "--cpus" if i + 1 < args.len() => i += 1,
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                return;
+            }
             other => {
-                eprintln!("shm-bench: unknown argument {other:?}");
-                eprintln!(
-                    "usage: shm-bench [--quick | --full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers]"
-                );
+                eprintln!("shm-bench: unknown argument {other:?}\n\n{USAGE}");
                 std::process::exit(2);
             }
         }

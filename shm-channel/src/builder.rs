@@ -111,7 +111,8 @@ impl ChannelBuilder {
 
     /// Named channels: replace a channel of the same name whose creator is dead (see
     /// [`is_stale`](crate::is_stale)): its segment and its FIFOs. A channel whose creator
-    /// lives is never replaced (`AlreadyExists`). Default off: the name must be free.
+    /// lives is never replaced (`AlreadyExists`). Default off: a dead creator's name is
+    /// refused with `SegmentError::Stale`, which says so.
     ///
     /// ```
     /// use shm_channel::{ChannelBuilder, Receiver, Spsc};

@@ -1,5 +1,6 @@
 //! Errors of channel set-up, sending and receiving.
 
+use shm_notify::NotifierKind;
 use std::io;
 use thiserror::Error;
 
@@ -11,13 +12,16 @@ pub enum ChannelError {
     /// that differs from the caller's type, named in the message).
     #[error(transparent)]
     Segment(#[from] shm_ring::SegmentError),
-    /// The segment was made for another notifier than the caller's type.
-    #[error("notifier kind mismatch: caller expects {expected}, channel uses {found}")]
+    /// The channel was created with another notifier than this end's type.
+    #[error(
+        "notifier mismatch: this end uses {expected}, the channel was created with {found}: \
+         open it with the {found} notifier (or AnyNotifier, which takes the channel's own)"
+    )]
     NotifierMismatch {
-        /// Asked for.
-        expected: String,
-        /// Recorded in the segment.
-        found: String,
+        /// This end's notifier.
+        expected: NotifierKind,
+        /// The channel's, recorded in its segment.
+        found: NotifierKind,
     },
     /// A system call failed.
     #[error("{what} failed: {source}")]
@@ -28,14 +32,26 @@ pub enum ChannelError {
         #[source]
         source: io::Error,
     },
-    /// This notifier is found by the segment's name; the channel has none (memfd).
-    #[error("{0} notifiers need a named channel")]
+    /// This notifier is found by the channel's name (FIFOs live beside the segment), and a
+    /// channel handed over as fds has none.
+    #[error(
+        "{0} notifiers are found by the channel's name, and a channel handed over as fds has \
+         none: use futex or semaphore (both modes) or eventfd (fd hand-over) here, or create \
+         the channel by name"
+    )]
     NeedsName(&'static str),
-    /// This notifier travels as fds; use the fd hand-over (memfd) mode.
-    #[error("{0} notifiers need the fd hand-over (anonymous) mode")]
+    /// This notifier travels as fds: it needs the fd hand-over (anonymous) mode.
+    #[error(
+        "{0} notifiers travel as fds, so a channel opened by name cannot have them: create it \
+         with ChannelBuilder::anonymous_receiver (or anonymous_sender) and hand it over with \
+         Handoff, or use futex, fifo or semaphore for a named channel"
+    )]
     NeedsFds(&'static str),
-    /// A live reader is attached already.
-    #[error("a live reader is already attached")]
+    /// A live reader is already attached.
+    #[error(
+        "a live reader is already attached: a channel has one reader; a new one can take \
+         over once it has exited (it resumes where the old one stopped), or use another channel"
+    )]
     ReaderAttached,
     /// An SPSC channel has one writer, and a live process holds it (it may be this one).
     #[error(

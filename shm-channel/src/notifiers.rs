@@ -103,8 +103,8 @@ mod imp {
     fn check(kind: NotifierKind, want: NotifierKind) -> Result<(), ChannelError> {
         if kind != want {
             return Err(ChannelError::NotifierMismatch {
-                expected: want.to_string(),
-                found: kind.to_string(),
+                expected: want,
+                found: kind,
             });
         }
         Ok(())
@@ -175,7 +175,13 @@ mod imp {
                 tracing::warn!(path = %path.display(), "removing the FIFO of a dead channel");
                 std::fs::remove_file(&path).map_err(io("remove stale fifo"))?;
             }
-            Fifo::create(&path, at.mode).map_err(io("mkfifo"))
+            Fifo::create(&path, at.mode).map_err(|e| match (e.kind(), at.name) {
+                // Our segment name was free, so this FIFO outlived a dead channel.
+                (std::io::ErrorKind::AlreadyExists, Some(name)) if super::is_fifo(&path) => {
+                    shm_ring::SegmentError::Stale(name.to_owned()).into()
+                }
+                _ => io("mkfifo")(e),
+            })
         }
         fn attach(
             at: &mut Attach<'_>,

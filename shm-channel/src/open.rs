@@ -14,12 +14,13 @@ use crate::ChannelKind;
 use crate::{ChannelBuilder, ChannelError, Receiver, Sender};
 use shm_idle::ParksOn;
 use shm_notify::{handover, NotifierKind};
-use shm_ring::Segment;
+use shm_ring::{Segment, SegmentError};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The fds a peer needs to attach to an anonymous channel: the segment first, then the
 /// notifiers' (eventfds), in order.
@@ -57,8 +58,8 @@ impl ChannelBuilder {
     fn kind<N: ChannelNotifier>(&self) -> Result<NotifierKind, ChannelError> {
         match (N::kind(), self.notifier) {
             (Some(k), Some(asked)) if k != asked => Err(ChannelError::NotifierMismatch {
-                expected: k.to_string(),
-                found: asked.to_string(),
+                expected: k,
+                found: asked,
             }),
             (Some(k), _) | (None, Some(k)) => Ok(k),
             (None, None) => Err(ChannelError::Config(
@@ -150,8 +151,8 @@ fn attach<N: ChannelNotifier>(
     if let Some(expected) = N::kind() {
         if expected != found {
             return Err(ChannelError::NotifierMismatch {
-                expected: expected.to_string(),
-                found: found.to_string(),
+                expected: expected,
+                found: found,
             });
         }
     }
@@ -176,7 +177,9 @@ fn attach<N: ChannelNotifier>(
 
 fn from_fds<N: ChannelNotifier>(fds: Vec<OwnedFd>) -> Result<Arc<Link<N>>, ChannelError> {
     let mut fds: VecDeque<_> = fds.into();
-    let seg = fds.pop_front().ok_or(ChannelError::NeedsFds("segment"))?;
+    let seg = fds.pop_front().ok_or_else(|| {
+        ChannelError::Config("the fds handed over are empty: the segment's fd comes first".into())
+    })?;
     attach(Segment::from_fd(seg)?, None, fds, crate::DEFAULT_DETECT)
 }
 
@@ -186,17 +189,78 @@ fn inherited_fds() -> Result<Vec<OwnedFd>, ChannelError> {
     unsafe { handover::inherited() }.map_err(io("inherited fds"))
 }
 
+/// Opens a named channel's segment and notifiers; with a timeout, waits (sleeping 1 ms
+/// doubling to 50 ms) while the channel is not there yet: no segment of that name, or its
+/// FIFOs not made yet (the creator makes them just after it publishes the segment).
+fn open_named<N: ChannelNotifier>(
+    name: &str,
+    timeout: Option<Duration>,
+) -> Result<Arc<Link<N>>, ChannelError> {
+    let deadline = timeout.map(|t| Instant::now().checked_add(t));
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let result = Segment::open(name)
+            .map_err(ChannelError::from)
+            .and_then(|seg| attach(seg, Some(name), VecDeque::new(), crate::DEFAULT_DETECT));
+        let not_yet = match &result {
+            Err(ChannelError::Segment(SegmentError::NotFound(_))) => true,
+            Err(ChannelError::Io { what, source }) => {
+                *what == "open fifo" && source.kind() == std::io::ErrorKind::NotFound
+            }
+            _ => false,
+        };
+        let left = match deadline {
+            // An unrepresentable deadline (a huge timeout) means none.
+            Some(Some(d)) => d.saturating_duration_since(Instant::now()),
+            Some(None) => Duration::MAX,
+            None => Duration::ZERO,
+        };
+        if !not_yet || left.is_zero() {
+            return result;
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 impl<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>> Sender<K, N, I> {
     /// Opens a named channel's sending end. Fails, naming both, if the channel's ring
-    /// or notifier kind differs from `K` / `N`.
+    /// or notifier kind differs from `K` / `N`; fails at once if the channel does not
+    /// exist yet (see [`Sender::open_timeout`] to wait for its creator).
     pub fn open(name: &str, idle: I) -> Result<Self, ChannelError> {
-        let link = attach(
-            Segment::open(name)?,
-            Some(name),
-            VecDeque::new(),
-            crate::DEFAULT_DETECT,
-        )?;
-        sender(&link, idle)
+        sender(&open_named(name, None)?, idle)
+    }
+
+    /// [`Sender::open`], waiting up to `timeout` for the channel to appear: a writer
+    /// started before its reader waits for it instead of failing with "does not exist".
+    /// Any other error (a kind mismatch, a live writer holding an SPSC channel) is
+    /// returned at once; after the timeout, the error of the last try.
+    ///
+    /// ```
+    /// use shm_channel::{ChannelBuilder, Receiver, Sender, Spsc};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::Futex;
+    /// use std::time::Duration;
+    /// let name = format!("doc-open-timeout-{}", std::process::id());
+    /// // The writer starts first and waits; the reader creates the channel a moment later.
+    /// let writer = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ///         let mut tx: Sender<Spsc, Futex, Backoff> =
+    ///             Sender::open_timeout(&name, Backoff::default(), Duration::from_secs(10))?;
+    ///         tx.send(b"first")?;
+    ///         Ok(())
+    ///     }
+    /// });
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// let mut rx: Receiver<Spsc, Futex, Backoff> =
+    ///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+    /// assert_eq!(rx.recv_vec()?, b"first");
+    /// writer.join().unwrap().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_timeout(name: &str, idle: I, timeout: Duration) -> Result<Self, ChannelError> {
+        sender(&open_named(name, Some(timeout))?, idle)
     }
 
     /// Attaches to an anonymous channel from its handed-over fds (segment first).
@@ -217,13 +281,36 @@ impl<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// holds it. A reader that closed or died can be replaced: the new one resumes at the
     /// committed head (what the old one consumed is gone; the rest is delivered once).
     pub fn open(name: &str, idle: I) -> Result<Self, ChannelError> {
-        let link = attach(
-            Segment::open(name)?,
-            Some(name),
-            VecDeque::new(),
-            crate::DEFAULT_DETECT,
-        )?;
-        receiver(&link, idle)
+        receiver(&open_named(name, None)?, idle)
+    }
+
+    /// [`Receiver::open`], waiting up to `timeout` for the channel to appear (a reader
+    /// started before the process that creates the channel, a sender for instance).
+    /// Any other error is returned at once; after the timeout, the error of the last try.
+    ///
+    /// ```
+    /// use shm_channel::{ChannelBuilder, Receiver, Sender, Spsc};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::Fifo;
+    /// use std::time::Duration;
+    /// let name = format!("doc-rx-open-timeout-{}", std::process::id());
+    /// let reader = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    ///         let mut rx: Receiver<Spsc, Fifo, Backoff> =
+    ///             Receiver::open_timeout(&name, Backoff::default(), Duration::from_secs(10))?;
+    ///         Ok(rx.recv_vec()?)
+    ///     }
+    /// });
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// let mut tx: Sender<Spsc, Fifo, Backoff> =
+    ///     ChannelBuilder::new().create_sender(&name, Backoff::default())?;
+    /// tx.send(b"hello")?;
+    /// assert_eq!(reader.join().unwrap().unwrap(), b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_timeout(name: &str, idle: I, timeout: Duration) -> Result<Self, ChannelError> {
+        receiver(&open_named(name, Some(timeout))?, idle)
     }
 
     /// Attaches to an anonymous channel from its handed-over fds (segment first).

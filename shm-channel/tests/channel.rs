@@ -100,13 +100,15 @@ fn attach_checks_ring_and_notifier_kinds() {
     let e = Sender::<Mpsc, Futex, Blocking>::open(&name, Blocking).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "ring kind mismatch: caller expects mpsc-lanes, segment is spsc"
+        "ring kind mismatch: caller expects mpsc-lanes, segment is spsc: open it as the kind \
+         it was created as"
     );
     let e = Sender::<Spsc, EventFd, Blocking>::open(&name, Blocking).unwrap_err();
     assert!(matches!(e, ChannelError::NotifierMismatch { .. }));
     assert_eq!(
         e.to_string(),
-        "notifier kind mismatch: caller expects eventfd, channel uses futex"
+        "notifier mismatch: this end uses eventfd, the channel was created with futex: open \
+         it with the futex notifier (or AnyNotifier, which takes the channel's own)"
     );
     let e = ChannelBuilder::new()
         .create_receiver::<Spsc, EventFd, Blocking>(&name, Blocking)

@@ -28,12 +28,43 @@ pub enum SegmentError {
     /// The options are not acceptable.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
-    /// A segment of that name already exists (create never clobbers).
-    #[error("segment {0:?} already exists")]
+    /// A segment of that name already exists and may be in use (create never clobbers).
+    #[error(
+        "segment {0:?} already exists and may be in use: choose another name, or open it \
+         instead of creating it"
+    )]
     AlreadyExists(String),
-    /// No segment of that name exists.
-    #[error("segment {0:?} does not exist")]
+    /// The name is held by a segment no live process holds any more: its creator died
+    /// without removing it. Create with `reclaim_stale(true)` to replace it.
+    #[error(
+        "segment {0:?} is stale: its creator died without removing it and no live process \
+         holds it; create with reclaim_stale(true) (SegmentOptions, or ChannelBuilder for a \
+         channel) to replace it, or remove /dev/shm/{0}"
+    )]
+    Stale(String),
+    /// No segment of that name exists (yet).
+    #[error(
+        "segment {0:?} does not exist: start the process that creates it first, or wait for \
+         it (shm_channel's Sender::open_timeout and Receiver::open_timeout do)"
+    )]
     NotFound(String),
+    /// The segment's file does not let this user in: it belongs to another user, created
+    /// with a mode that keeps others out (0600 by default).
+    #[error(
+        "permission denied opening segment {name:?} (owner uid {owner}, mode {mode:03o}; this \
+         process runs as uid {me}): let its creator hand the channel over as fds (fd \
+         hand-over, shm_channel::Handoff), or create it with a mode that lets this user in"
+    )]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+        /// The file's owner.
+        owner: u32,
+        /// The file's permission bits.
+        mode: u32,
+        /// Our effective uid.
+        me: u32,
+    },
     /// The segment's creator has not finished writing its header (retry shortly), or the
     /// object is not a ring segment at all.
     #[error("segment is not initialised (magic word is zero)")]
@@ -71,7 +102,10 @@ pub enum SegmentError {
     #[error("fd is not a shared-memory segment: {0}")]
     NotSegmentFd(String),
     /// The segment holds another kind of ring than the caller asked for.
-    #[error("ring kind mismatch: caller expects {expected}, segment is {found}")]
+    #[error(
+        "ring kind mismatch: caller expects {expected}, segment is {found}: open it as the \
+         kind it was created as"
+    )]
     KindMismatch {
         /// Asked for.
         expected: Kind,
@@ -80,7 +114,11 @@ pub enum SegmentError {
     },
     /// The named segment belongs to another user (refused unless
     /// [`OpenOptions::allow_other_users`](crate::OpenOptions::allow_other_users)).
-    #[error("segment is owned by uid {owner}, not by this process's uid {me}")]
+    #[error(
+        "segment is owned by uid {owner}, not by this process's uid {me}: a segment of \
+         another user is refused unless OpenOptions::allow_other_users(true); across users, \
+         prefer handing the channel over as fds (shm_channel::Handoff)"
+    )]
     OtherOwner {
         /// The file's owner.
         owner: u32,

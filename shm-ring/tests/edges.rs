@@ -122,7 +122,8 @@ fn ends_are_unique_per_process_and_kind_is_checked() {
     ));
     assert_eq!(
         err.to_string(),
-        "ring kind mismatch: caller expects mpsc, segment is spsc"
+        "ring kind mismatch: caller expects mpsc, segment is spsc: open it as the kind it was \
+         created as"
     );
 }
 

@@ -33,9 +33,9 @@ fn killed_creator_leaves_a_stale_segment_that_can_be_reclaimed() {
     assert!(
         matches!(
             Segment::create(&name, &SegmentOptions::new(Kind::Spsc, 4096)),
-            Err(SegmentError::AlreadyExists(_))
+            Err(SegmentError::Stale(_))
         ),
-        "without reclaim_stale, O_EXCL still refuses"
+        "without reclaim_stale, O_EXCL still refuses, and says it is stale"
     );
     let fresh = Segment::create(&name, &reclaim).unwrap();
     assert!(fresh.is_creator_alive());

@@ -14,6 +14,7 @@ use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fchmod, fstat, Mode};
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -352,6 +353,21 @@ fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
     ))
 }
 
+/// `shm_open` refused us: say whose file it is and what would let us in (best effort: the
+/// file may have gone since).
+fn permission_denied(name: &str) -> SegmentError {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(Path::new("/dev/shm").join(name)) {
+        Ok(meta) => SegmentError::PermissionDenied {
+            name: name.to_owned(),
+            owner: meta.uid(),
+            mode: meta.mode() & 0o7777,
+            me: nix::unistd::geteuid().as_raw(),
+        },
+        Err(_) => SegmentError::io("shm_open", Errno::EACCES),
+    }
+}
+
 impl Segment {
     /// Creates a named segment under `/dev/shm` (`O_CREAT | O_EXCL`: never clobbers an
     /// existing one) and maps it. The name is removed when this creator's last handle
@@ -375,8 +391,11 @@ impl Segment {
         match Segment::is_stale(name) {
             Err(SegmentError::NotFound(_)) => {}
             Ok(true) if opts.reclaim_stale => {}
+            Ok(true) => return Err(SegmentError::Stale(name.to_owned())),
             // Out of fds, no permission...: the error it is, not "exists".
-            Err(e @ SegmentError::Io { .. }) => return Err(e),
+            Err(e @ (SegmentError::Io { .. } | SegmentError::PermissionDenied { .. })) => {
+                return Err(e)
+            }
             _ => return Err(SegmentError::AlreadyExists(name.to_owned())),
         }
         // Built under a staging name, published by an atomic no-replace rename: the name
@@ -405,6 +424,9 @@ impl Segment {
         }
         match published {
             Ok(()) => std::mem::forget(guard),
+            Err(Errno::EEXIST) if !opts.reclaim_stale && Segment::is_stale(name)? => {
+                return Err(SegmentError::Stale(name.to_owned()))
+            }
             Err(Errno::EEXIST) => return Err(SegmentError::AlreadyExists(name.to_owned())),
             Err(e) => return Err(SegmentError::io("renameat2", e)),
         }
@@ -446,6 +468,7 @@ impl Segment {
         ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Err(SegmentError::NotFound(name.to_owned())),
+            Err(Errno::EACCES) => return Err(permission_denied(name)),
             Err(e) => return Err(SegmentError::io("shm_open", e)),
         };
         if !opts.other_users {

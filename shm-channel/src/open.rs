@@ -151,8 +151,8 @@ fn attach<N: ChannelNotifier>(
     if let Some(expected) = N::kind() {
         if expected != found {
             return Err(ChannelError::NotifierMismatch {
-                expected: expected,
-                found: found,
+                expected,
+                found,
             });
         }
     }

@@ -4,6 +4,10 @@
 //! payload) that its reply echoes, so a client whose call timed out recognises the late
 //! reply when it comes and skips it instead of taking it for the answer to a later call.
 //!
+//! One client at a time; clients may come and go: when one leaves (or dies), the server
+//! waits for the next, which takes over both channels. Each client's ids carry a random
+//! session number, so replies meant for an earlier client are skipped too.
+//!
 //! ```
 //! use shm_channel::duplex::{Client, Server};
 //! use shm_channel::ChannelBuilder;
@@ -13,11 +17,19 @@
 //! let name = format!("doc-duplex-{}", std::process::id());
 //! let mut server: Server<Futex, Backoff> =
 //!     Server::create(&name, &ChannelBuilder::new(), Backoff::default(), Backoff::default())?;
-//! let mut client: Client<Futex, Backoff> = Client::connect(&name, Backoff::default(), Backoff::default())?;
 //! let t = std::thread::spawn(move || {
-//!     server.serve(Duration::from_secs(5), |req, reply| reply.extend(req.iter().rev())).unwrap();
+//!     // Two clients, one after the other.
+//!     for _ in 0..2 {
+//!         server.serve(Duration::from_secs(5), |req, reply| reply.extend(req.iter().rev())).unwrap();
+//!     }
 //! });
-//! assert_eq!(client.call(b"abc", Duration::from_secs(5))?, b"cba");
+//! for word in [&b"abc"[..], b"xyz"] {
+//!     let mut client: Client<Futex, Backoff> =
+//!         Client::connect(&name, Backoff::default(), Backoff::default())?;
+//!     let mut expected = word.to_vec();
+//!     expected.reverse();
+//!     assert_eq!(client.call(word, Duration::from_secs(5))?, expected);
+//! }
 //! t.join().unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -27,9 +39,17 @@ use crate::{
 };
 use shm_idle::ParksOn;
 use shm_ring::Spsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ID: usize = 8;
+
+/// A random session number for a new client: the high half of its ids.
+fn session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() << 32
+}
 
 fn names(name: &str) -> (String, String) {
     (format!("{name}-req"), format!("{name}-rep"))
@@ -56,13 +76,14 @@ pub struct Client<N: ChannelNotifier, I> {
 }
 
 impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
-    /// Connects to the server named `name` (which must exist).
+    /// Connects to the server named `name` (which must exist). Fails with
+    /// `WriterAttached` or `ReaderAttached` while another client is connected.
     pub fn connect(name: &str, tx_idle: I, rx_idle: I) -> Result<Self, ChannelError> {
         let (req, rep) = names(name);
         Ok(Client {
             tx: Sender::open(&req, tx_idle)?,
             rx: Receiver::open(&rep, rx_idle)?,
-            next: 0,
+            next: session(),
         })
     }
 
@@ -83,7 +104,8 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
                     .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
                 match got {
                     Some(got) if got == id => Ok(Some(m[ID..].to_vec())),
-                    Some(got) if got < id => Ok(None), // a late reply to a call that gave up
+                    // A late reply to a call of ours that gave up, or to an earlier client.
+                    Some(got) if got < id || got >> 32 != id >> 32 => Ok(None),
                     _ => Err(RecvError::Corrupt(format!("reply id {got:?} to call {id}"))),
                 }
             })?;
@@ -121,25 +143,55 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
     }
 
     /// Waits up to `timeout` for one request, lets `handler(request, reply)` write the
-    /// reply into the (empty) vector, and sends it back under the request's id.
+    /// reply into the (empty) vector, and sends it back under the request's id (waiting
+    /// up to `timeout` again for space). A server outlives its clients: when the client
+    /// has left, it waits for the next one (checking every 20 ms at most) until the
+    /// timeout, then returns `Recv(Timeout)`; a reply whose client left meanwhile is
+    /// dropped.
     pub fn serve(
         &mut self,
         timeout: Duration,
         handler: impl FnOnce(&[u8], &mut Vec<u8>),
     ) -> Result<(), CallError> {
+        let deadline = crate::engine::deadline(timeout);
         let (payload, out) = (&mut self.payload, &mut self.out);
         payload.clear();
         out.clear();
-        self.rx.recv_timeout(timeout, |m| {
-            if m.len() < ID {
-                return Err(RecvError::Corrupt(format!("request of {} bytes", m.len())));
+        let mut handler = Some(handler);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let got = self.rx.recv_until(deadline, |m| {
+                if m.len() < ID {
+                    return Err(RecvError::Corrupt(format!("request of {} bytes", m.len())));
+                }
+                out.extend_from_slice(&m[..ID]);
+                if let Some(h) = handler.take() {
+                    h(&m[ID..], payload);
+                }
+                Ok(())
+            });
+            match got {
+                Ok(r) => break r?,
+                // No client now: wait for the next one to take the channels over.
+                Err(RecvError::Disconnected) => {
+                    let left =
+                        deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+                    if left.is_zero() {
+                        return Err(RecvError::Timeout.into());
+                    }
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
             }
-            out.extend_from_slice(&m[..ID]);
-            handler(&m[ID..], payload);
-            Ok(())
-        })??;
+        }
         out.extend_from_slice(payload);
-        self.tx.send(out)?;
-        Ok(())
+        match self.tx.send_until(out, deadline) {
+            Err(SendError::Disconnected) => {
+                tracing::debug!("client left before its reply: dropped");
+                Ok(())
+            }
+            r => Ok(r?),
+        }
     }
 }

@@ -150,10 +150,7 @@ fn attach<N: ChannelNotifier>(
         .ok_or_else(|| ChannelError::Config(format!("segment has unknown notifier code {code}")))?;
     if let Some(expected) = N::kind() {
         if expected != found {
-            return Err(ChannelError::NotifierMismatch {
-                expected,
-                found,
-            });
+            return Err(ChannelError::NotifierMismatch { expected, found });
         }
     }
     let mut at = Attach {

@@ -67,3 +67,44 @@ fn a_late_reply_is_not_taken_for_the_next_one() {
     );
     server.join().unwrap();
 }
+
+/// A server outlives its clients: the next client takes both channels over, a reply
+/// meant for the client before is skipped, and with no client the server times out.
+#[test]
+fn a_server_serves_successive_clients() {
+    let n = name("successive");
+    let b = ChannelBuilder::new().capacity(4096);
+    let mut srv: Srv = Server::create(&n, &b, Backoff::default(), Backoff::default()).unwrap();
+    let (go, wait) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        wait.recv().unwrap(); // the first client has given up and left
+        for _ in 0..1 + 3 * 10 {
+            srv.serve(Duration::from_secs(10), |req, reply| {
+                reply.extend_from_slice(req)
+            })
+            .unwrap();
+        }
+        // No client any more: a bounded wait, then Timeout.
+        let idle = srv.serve(Duration::from_millis(50), |_, _| panic!("no request"));
+        assert!(
+            matches!(idle, Err(CallError::Recv(RecvError::Timeout))),
+            "{idle:?}"
+        );
+    });
+    // The first client's call times out; its reply will be left in the reply ring.
+    let mut first: Cli = Client::connect(&n, Backoff::default(), Backoff::default()).unwrap();
+    assert!(first.call(b"stale", Duration::from_millis(20)).is_err());
+    drop(first);
+    for c in 0..3u32 {
+        let mut cli: Cli = Client::connect(&n, Backoff::default(), Backoff::default()).unwrap();
+        if c == 0 {
+            // The stale request is answered now, into this client's reply ring.
+            go.send(()).unwrap();
+        }
+        for i in 0..10u32 {
+            let req = (c * 100 + i).to_le_bytes();
+            assert_eq!(cli.call(&req, Duration::from_secs(10)).unwrap(), req);
+        }
+    }
+    server.join().unwrap();
+}

@@ -47,6 +47,13 @@ pub enum ChannelError {
          Handoff, or use futex, fifo or semaphore for a named channel"
     )]
     NeedsFds(&'static str),
+    /// An `AnyPollNotifier` end met a channel whose notifier has no fd to poll.
+    #[error(
+        "the channel uses {0} notifiers, which have no fd to poll: AnyPollNotifier takes \
+         eventfd or fifo channels; for this one use AnyNotifier with a strategy other than \
+         epoll"
+    )]
+    NotPollable(NotifierKind),
     /// A live reader is already attached.
     #[error(
         "a live reader is already attached: a channel has one reader; a new one can take \

@@ -111,6 +111,8 @@ pub use receiver::Receiver;
 pub use sender::{SendClaim, Sender};
 #[cfg(not(shm_loom))]
 pub use stale::is_stale;
+// Internal: fault injection for the loom suite's mutations; not part of the API.
+#[doc(hidden)]
 pub use waiter::fault;
 #[cfg(not(shm_loom))]
 pub use waitset::{Event, Token, WaitSet};

@@ -6,7 +6,7 @@ use crate::layout::Direction;
 use crate::ChannelError;
 use shm_notify::Notifier;
 #[cfg(not(shm_loom))]
-use shm_notify::{AnyNotifier, EventFd, Fifo, Futex, NotifierKind, Semaphore};
+use shm_notify::{AnyNotifier, AnyPollNotifier, EventFd, Fifo, Futex, NotifierKind, Semaphore};
 use shm_ring::Segment;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -224,6 +224,38 @@ mod imp {
                 .pop_front()
                 .ok_or(ChannelError::NeedsFds("eventfd"))?;
             EventFd::from_fd(fd).map_err(io("eventfd"))
+        }
+    }
+
+    impl ChannelNotifier for AnyPollNotifier {
+        fn kind() -> Option<NotifierKind> {
+            None
+        }
+        fn create(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            Ok(match kind {
+                NotifierKind::Fifo => <Fifo as ChannelNotifier>::create(at, dir, kind)?.into(),
+                NotifierKind::EventFd => {
+                    <EventFd as ChannelNotifier>::create(at, dir, kind)?.into()
+                }
+                other => return Err(ChannelError::NotPollable(other)),
+            })
+        }
+        fn attach(
+            at: &mut Attach<'_>,
+            dir: Direction,
+            kind: NotifierKind,
+        ) -> Result<Self, ChannelError> {
+            Ok(match kind {
+                NotifierKind::Fifo => <Fifo as ChannelNotifier>::attach(at, dir, kind)?.into(),
+                NotifierKind::EventFd => {
+                    <EventFd as ChannelNotifier>::attach(at, dir, kind)?.into()
+                }
+                other => return Err(ChannelError::NotPollable(other)),
+            })
         }
     }
 

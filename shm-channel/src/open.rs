@@ -63,7 +63,9 @@ impl ChannelBuilder {
             }),
             (Some(k), _) | (None, Some(k)) => Ok(k),
             (None, None) => Err(ChannelError::Config(
-                "AnyNotifier channels need ChannelBuilder::notifier_kind".into(),
+                "a notifier chosen at run time (AnyNotifier, AnyPollNotifier) needs \
+                 ChannelBuilder::notifier_kind to create a channel"
+                    .into(),
             )),
         }
     }

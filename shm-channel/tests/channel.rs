@@ -248,3 +248,44 @@ fn runtime_chosen_notifier_and_strategy() {
         .create_receiver::<Spsc, AnyNotifier, AnyIdle>(&name("nokind"), AnyIdle::from(BusySpin));
     assert!(matches!(e, Err(ChannelError::Config(_))));
 }
+
+/// "fifo + epoll" (or eventfd) from configuration strings: a pollable notifier chosen at
+/// run time parks in epoll; a futex channel is refused with the reason.
+#[test]
+fn runtime_chosen_pollable_notifier_parks_in_epoll() {
+    use shm_idle::AnyPollIdle;
+    use shm_notify::{AnyPollNotifier, NotifierKind};
+    let (notifier, strategy) = ("fifo", "epoll:budget=10");
+    let chan = name("anypoll");
+    let b = ChannelBuilder::new().notifier_kind(notifier.parse::<NotifierKind>().unwrap());
+    let idle: AnyPollIdle = strategy.parse().unwrap();
+    let mut rx: Receiver<Spsc, AnyPollNotifier, AnyPollIdle> =
+        b.create_receiver(&chan, idle.clone()).unwrap();
+    let mut tx: Sender<Spsc, AnyPollNotifier, AnyPollIdle> = Sender::open(&chan, idle).unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..200u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    for i in 0..200u32 {
+        rx.recv_timeout(Duration::from_secs(10), |m| assert_eq!(m, i.to_le_bytes()))
+            .unwrap();
+    }
+    writer.join().unwrap();
+    assert!(rx.stats().parks > 0, "never parked: {:?}", rx.stats());
+
+    let futex = name("anypoll-futex");
+    let _rx: Receiver<Spsc, Futex, Blocking> = ChannelBuilder::new()
+        .create_receiver(&futex, Blocking)
+        .unwrap();
+    let e = Sender::<Spsc, AnyPollNotifier, AnyPollIdle>::open(&futex, "epoll".parse().unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(e, ChannelError::NotPollable(NotifierKind::Futex)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("AnyNotifier"), "{e}");
+}

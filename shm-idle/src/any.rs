@@ -9,10 +9,15 @@ use std::os::fd::BorrowedFd;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Accepted strategy strings.
+/// Strategy strings [`AnyPollIdle`] accepts (pollable notifiers: eventfd, fifo).
 pub const ACCEPTED: &str = "spin | noop | yield | sleep[:period=DUR] | blocking | \
 backoff[:spins=N,yields=N,min=DUR,max=DUR] | adaptive[:budget=FRACTION] | epoll[:budget=N,timeout=DUR|none,park_min=DUR,park_max=DUR] \
 (DUR: a number with ns, us, ms or s)";
+
+/// Strategy strings [`AnyIdle`] accepts (every notifier; no `epoll`).
+pub const ACCEPTED_ANY: &str = "spin | noop | yield | sleep[:period=DUR] | blocking | \
+backoff[:spins=N,yields=N,min=DUR,max=DUR] | adaptive[:budget=FRACTION] \
+(DUR: a number with ns, us, ms or s); epoll needs AnyPollIdle and a pollable notifier";
 
 /// Any strategy that works with every notifier, chosen at run time.
 ///
@@ -53,7 +58,7 @@ impl<N: Notifier + ?Sized> ParksOn<N> for AnyIdle {}
 /// # Ok::<(), shm_idle::ParseError>(())
 /// ```
 #[enum_dispatch::enum_dispatch(IdleStrategy)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AnyPollIdle {
     /// Any strategy that does not need the fd.
     AnyIdle,
@@ -94,14 +99,15 @@ impl<N: PollableNotifier + ?Sized> ParksOn<N> for AnyPollIdle {
 pub struct ParseError {
     input: String,
     reason: String,
+    accepted: &'static str,
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bad idle strategy {:?}: {}; accepted: {ACCEPTED}",
-            self.input, self.reason
+            "bad idle strategy {:?}: {}; accepted: {}",
+            self.input, self.reason, self.accepted
         )
     }
 }
@@ -241,6 +247,7 @@ impl FromStr for AnyPollIdle {
         parse_any(s).map_err(|reason| ParseError {
             input: s.to_owned(),
             reason,
+            accepted: ACCEPTED,
         })
     }
 }
@@ -249,11 +256,19 @@ impl FromStr for AnyIdle {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        match s.parse::<AnyPollIdle>()? {
-            AnyPollIdle::AnyIdle(a) => Ok(a),
-            AnyPollIdle::EpollPark(_) => Err(ParseError {
+        match s.parse::<AnyPollIdle>() {
+            Ok(AnyPollIdle::AnyIdle(a)) => Ok(a),
+            Ok(AnyPollIdle::EpollPark(_)) => Err(ParseError {
                 input: s.to_owned(),
-                reason: "epoll needs a pollable notifier (eventfd, fifo); use AnyPollIdle".into(),
+                reason: "epoll parks in epoll on the notifier's fd: use AnyPollIdle with a \
+                         pollable notifier (EventFd, Fifo, or AnyPollNotifier chosen at run \
+                         time)"
+                    .into(),
+                accepted: ACCEPTED_ANY,
+            }),
+            Err(e) => Err(ParseError {
+                accepted: ACCEPTED_ANY,
+                ..e
             }),
         }
     }

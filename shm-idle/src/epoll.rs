@@ -50,6 +50,40 @@ pub struct EpollPark {
     ready: Vec<u64>,
 }
 
+/// 100 empty polls, then parks until notified: what `epoll` names in `AnyPollIdle` and
+/// what `cargo xtask bench` measures.
+///
+/// ```
+/// use shm_idle::{EpollPark, IdleStrategy};
+/// let s = EpollPark::default();
+/// assert_eq!(s.name(), "epoll");
+/// ```
+impl Default for EpollPark {
+    fn default() -> Self {
+        EpollPark::new(100, None)
+    }
+}
+
+/// A copy with the same settings and a fresh state: it makes its own epoll instance
+/// and timer when it first parks (an epoll set is not shared between ends).
+///
+/// ```
+/// use shm_idle::EpollPark;
+/// use std::time::Duration;
+/// let a = EpollPark::new(10, Some(Duration::from_millis(1)));
+/// let b = a.clone();
+/// # drop((a, b));
+/// ```
+impl Clone for EpollPark {
+    fn clone(&self) -> Self {
+        EpollPark {
+            ramp: self.ramp,
+            force_timerfd: self.force_timerfd,
+            ..EpollPark::new(self.budget, self.timeout)
+        }
+    }
+}
+
 impl EpollPark {
     /// Spins through `budget` empty polls, then parks for at most `timeout` (`None`: until
     /// notified).

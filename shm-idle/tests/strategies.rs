@@ -202,4 +202,12 @@ fn bad_strings_list_what_is_accepted() {
     }
     let e = "epoll".parse::<AnyIdle>().unwrap_err().to_string();
     assert!(e.contains("pollable notifier"), "{e}");
+    assert!(e.contains("AnyPollNotifier"), "{e}");
+    // What AnyIdle lists as accepted is what it accepts: no epoll.
+    for bad in ["epoll", "spinning"] {
+        let e = bad.parse::<AnyIdle>().unwrap_err().to_string();
+        let accepted = e.split("accepted: ").nth(1).unwrap();
+        assert!(!accepted.contains("epoll["), "{bad}: {e}");
+        assert!(accepted.contains("adaptive"), "{bad}: {e}");
+    }
 }

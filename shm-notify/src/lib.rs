@@ -170,6 +170,62 @@ pub enum AnyNotifier {
     Semaphore,
 }
 
+/// Any pollable notifier (eventfd or FIFO), chosen at run time: what a channel whose
+/// notifier comes from configuration needs to park in epoll (`AnyPollIdle`'s `epoll`, a
+/// `WaitSet`, the async ends), which [`AnyNotifier`] cannot offer (a futex or semaphore
+/// has no fd).
+///
+/// ```
+/// use shm_notify::{AnyPollNotifier, Fifo, Notifier, NotifierKind, PollableNotifier, Wait};
+/// let path = std::env::temp_dir().join(format!("doc-any-poll-{}", std::process::id()));
+/// let n: AnyPollNotifier = Fifo::create(&path, 0o600)?.into();
+/// assert_eq!(n.kind(), NotifierKind::Fifo);
+/// n.notify()?;
+/// assert!(n.drain()?); // the fd was readable: epoll would have reported it
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(not(shm_loom))]
+#[enum_dispatch::enum_dispatch(Notifier)]
+#[derive(Debug)]
+pub enum AnyPollNotifier {
+    /// An eventfd.
+    EventFd,
+    /// A named pipe.
+    Fifo,
+}
+
+#[cfg(not(shm_loom))]
+impl AnyPollNotifier {
+    /// Which kind this is.
+    pub fn kind(&self) -> NotifierKind {
+        match self {
+            AnyPollNotifier::EventFd(_) => NotifierKind::EventFd,
+            AnyPollNotifier::Fifo(_) => NotifierKind::Fifo,
+        }
+    }
+}
+
+#[cfg(not(shm_loom))]
+impl AsFd for AnyPollNotifier {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            AnyPollNotifier::EventFd(n) => n.as_fd(),
+            AnyPollNotifier::Fifo(n) => n.as_fd(),
+        }
+    }
+}
+
+#[cfg(not(shm_loom))]
+impl PollableNotifier for AnyPollNotifier {
+    fn drain(&self) -> io::Result<bool> {
+        match self {
+            AnyPollNotifier::EventFd(n) => n.drain(),
+            AnyPollNotifier::Fifo(n) => n.drain(),
+        }
+    }
+}
+
 #[cfg(not(shm_loom))]
 impl AnyNotifier {
     /// Which kind this is.

@@ -2,7 +2,9 @@
 //! process; cross-process tests live in the workspace's `tests` crate).
 #![cfg(not(shm_loom))]
 
-use shm_notify::{AnyNotifier, EventFd, Fifo, Futex, Notifier, Semaphore, ThreadNotifier, Wait};
+use shm_notify::{
+    AnyNotifier, AnyPollNotifier, EventFd, Fifo, Futex, Notifier, Semaphore, ThreadNotifier, Wait,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -264,4 +266,6 @@ fn any_notifier_conforms_for_every_kind() {
     suite(|| AnyNotifier::from(semaphore()));
     suite(|| AnyNotifier::from(fifo()));
     suite(|| AnyNotifier::from(EventFd::new().unwrap()));
+    suite(|| AnyPollNotifier::from(fifo()));
+    suite(|| AnyPollNotifier::from(EventFd::new().unwrap()));
 }

@@ -11,7 +11,7 @@
 
 use crate::kind::{Mpsc, RingKind};
 use crate::layout::{Counter, Kind};
-use crate::record::{align, checked_size, HEADER_LEN, PADDING_TYPE};
+use crate::record::{align, checked_size, PADDING_TYPE, RECORD_HEADER_LEN};
 use crate::sync::{fence, Ordering, RingMemory};
 use crate::{ReadError, Segment, SegmentError};
 use std::marker::PhantomData;
@@ -67,7 +67,7 @@ impl Segment {
             .map(|lane| {
                 let memory = self.memory().lane(lane);
                 let head = memory.counter(Counter::Head).load(Ordering::Acquire);
-                if head % HEADER_LEN as u64 != 0 {
+                if head % RECORD_HEADER_LEN as u64 != 0 {
                     return Err(SegmentError::CorruptHeader(format!(
                         "head {head} of lane {lane} is not 8-aligned"
                     )));
@@ -380,10 +380,11 @@ impl Cursor {
                 // SAFETY: the committed length (Acquire) makes the body visible and ours;
                 // `checked_size` bounded it inside the data region.
                 unsafe {
-                    p.memory
-                        .read(index + HEADER_LEN, length as usize - HEADER_LEN, |body| {
-                            handler(msg_type, body)
-                        })
+                    p.memory.read(
+                        index + RECORD_HEADER_LEN,
+                        length as usize - RECORD_HEADER_LEN,
+                        |body| handler(msg_type, body),
+                    )
                 };
             }
         }
@@ -497,15 +498,15 @@ impl<K: RingKind> Consumer<K> {
         // A hole: find the next header that was written, within the claimed range and
         // before the end of the buffer (a claim never crosses it).
         let end = (index as u64 + (tail - head)).min(cap as u64) as usize;
-        let Some(next) = (index + HEADER_LEN..end)
-            .step_by(HEADER_LEN)
+        let Some(next) = (index + RECORD_HEADER_LEN..end)
+            .step_by(RECORD_HEADER_LEN)
             .find(|&i| memory.length(i).load(Ordering::Acquire) != 0)
         else {
             return Ok(false);
         };
         // Confirm the gap is still untouched before covering it.
         if (index..next)
-            .step_by(HEADER_LEN)
+            .step_by(RECORD_HEADER_LEN)
             .any(|i| memory.length(i).load(Ordering::Acquire) != 0)
         {
             return Ok(false);
@@ -642,5 +643,5 @@ impl<K: RingKind> Consumer<K> {
 
 /// Bytes a record of `len` body bytes occupies in the ring.
 pub fn record_size(len: usize) -> usize {
-    align(HEADER_LEN + len)
+    align(RECORD_HEADER_LEN + len)
 }

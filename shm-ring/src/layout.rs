@@ -17,7 +17,7 @@ pub const MAGIC: u64 = u64::from_ne_bytes(*b"SHMRING1");
 /// Version of this layout; bumped on any incompatible change.
 pub const LAYOUT_VERSION: u32 = 5;
 /// Size of the header page.
-pub const HEADER_LEN: usize = 4096;
+pub const HEADER_PAGE_LEN: usize = 4096;
 /// Offset of the opaque extension area in the header page (shm-channel's waiter words,
 /// liveness data and notifier state live there; the ring never interprets it).
 pub const EXTENSION_OFFSET: usize = 2048;
@@ -153,7 +153,7 @@ impl Geometry {
             return Err(format!("lanes {lanes} must be between 1 and {MAX_LANES}"));
         }
         let g = Geometry { capacity, lanes };
-        if (capacity + TRAILER_LEN) * lanes > MAX_SEGMENT_LEN - HEADER_LEN {
+        if (capacity + TRAILER_LEN) * lanes > MAX_SEGMENT_LEN - HEADER_PAGE_LEN {
             return Err(format!(
                 "{lanes} lanes of {capacity} bytes exceed the largest segment ({MAX_SEGMENT_LEN} bytes)"
             ));
@@ -178,7 +178,7 @@ impl Geometry {
 
     /// Total size of a segment with this geometry.
     pub fn segment_len(&self) -> usize {
-        HEADER_LEN + self.lanes * self.lane_stride()
+        HEADER_PAGE_LEN + self.lanes * self.lane_stride()
     }
 
     /// Bytes from one lane's data region to the next.

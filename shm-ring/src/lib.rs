@@ -46,6 +46,9 @@ pub mod layout;
 mod producer;
 pub mod record;
 mod segment;
+// Internal: the atomics facade (std or loom) that shm-channel's protocol code shares so
+// the loom build checks the same code. Not part of the API; it may change at any time.
+#[doc(hidden)]
 pub mod sync;
 
 pub use consumer::{record_size, Consumer};
@@ -54,7 +57,9 @@ pub use kind::{Mpsc, MpscLanes, RingKind, Spsc};
 pub use layout::{Counter, Kind, LAYOUT_VERSION};
 pub use producer::{Claim, Producer};
 #[cfg(not(shm_loom))]
-pub use segment::{abandoned_staging_files, process, validate_name};
+pub use segment::{validate_name, MAX_NAME_LEN};
+// Internal: liveness and staging plumbing for shm-channel and the project's tests.
 #[cfg(not(shm_loom))]
-pub use segment::{EndLock, END_LOCKS, STAGING_PREFIX};
+#[doc(hidden)]
+pub use segment::{abandoned_staging_files, process, EndLock, END_LOCKS, STAGING_PREFIX};
 pub use segment::{Extension, Heartbeat, OpenOptions, Segment, SegmentOptions};

@@ -18,7 +18,7 @@
 
 use crate::kind::{Mpsc, RingKind};
 use crate::layout::{Counter, Kind};
-use crate::record::{align, HEADER_LEN, PADDING_TYPE};
+use crate::record::{align, PADDING_TYPE, RECORD_HEADER_LEN};
 use crate::sync::{commit_ordering, fence, lane_fence, BodyMut, Ordering, RingMemory};
 use crate::{Segment, SegmentError, WriteError};
 use std::marker::PhantomData;
@@ -203,8 +203,8 @@ impl<K: RingKind> Producer<K> {
         let index = self.begin(msg_type, body.len())?;
         // SAFETY: `begin` reserved `index .. index + align(8 + len)` for us alone, and it
         // lies in the data region; the body starts after the 8-byte header.
-        unsafe { self.memory.write(index + HEADER_LEN, body) };
-        self.publish(index, (HEADER_LEN + body.len()) as i32, false)
+        unsafe { self.memory.write(index + RECORD_HEADER_LEN, body) };
+        self.publish(index, (RECORD_HEADER_LEN + body.len()) as i32, false)
     }
 
     /// Reserves a record of `len` body bytes of type `msg_type` to be written in place.
@@ -215,14 +215,14 @@ impl<K: RingKind> Producer<K> {
         if K::KIND != Kind::Mpsc {
             // SAFETY: the claim owns `index .. index + align(8 + len)` (`begin`); the
             // SPSC consumer leaves old laps in place, so clear what the user will see.
-            unsafe { self.memory.zero(index + HEADER_LEN, align(len)) };
+            unsafe { self.memory.zero(index + RECORD_HEADER_LEN, align(len)) };
         }
         // SAFETY: as in `try_write`: the reserved range is ours until commit or abort.
-        let body = unsafe { self.memory.body_mut(index + HEADER_LEN, len) };
+        let body = unsafe { self.memory.body_mut(index + RECORD_HEADER_LEN, len) };
         Ok(Claim {
             producer: self,
             index,
-            record_len: (HEADER_LEN + len) as i32,
+            record_len: (RECORD_HEADER_LEN + len) as i32,
             body,
             done: false,
         })
@@ -250,8 +250,8 @@ impl<K: RingKind> Producer<K> {
                 max: self.max_msg,
             });
         }
-        let record_len = (HEADER_LEN + len) as i32;
-        let size = align(HEADER_LEN + len);
+        let record_len = (RECORD_HEADER_LEN + len) as i32;
+        let size = align(RECORD_HEADER_LEN + len);
         let index = match K::KIND {
             Kind::Spsc | Kind::Lanes => self.reserve_spsc(msg_type, record_len, size)?,
             Kind::Mpsc => {
@@ -313,7 +313,7 @@ impl<K: RingKind> Producer<K> {
         let (at, pad) = self.needed(tail, size);
         let need = (pad + size) as u64;
         // Room for the claim and the header after it, which we zero.
-        let room = need + HEADER_LEN as u64;
+        let room = need + RECORD_HEADER_LEN as u64;
         let cap = self.capacity as u64;
         if room > cap - (tail - self.head_cache) {
             self.head_cache = self.fresh_head(tail)?;
@@ -356,7 +356,7 @@ impl<K: RingKind> Producer<K> {
         let tail_counter = self.memory.counter(Counter::Tail);
         let (index, pad) = loop {
             let tail = tail_counter.load(Ordering::Acquire);
-            if tail % HEADER_LEN as u64 != 0 {
+            if tail % RECORD_HEADER_LEN as u64 != 0 {
                 return Err(WriteError::Corrupt(format!("tail {tail} is not 8-aligned")));
             }
             let (index, pad) = self.needed(tail, size);
@@ -493,7 +493,7 @@ impl<K: RingKind> Claim<'_, K> {
 
     /// Body length claimed.
     pub fn len(&self) -> usize {
-        self.record_len as usize - HEADER_LEN
+        self.record_len as usize - RECORD_HEADER_LEN
     }
 
     /// Whether the claimed body is empty.

@@ -7,14 +7,14 @@
 //! end of the buffer, or stands for an aborted or unblocked claim.
 
 /// Bytes in a record header; also the record alignment.
-pub const HEADER_LEN: usize = 8;
+pub const RECORD_HEADER_LEN: usize = 8;
 /// The type of padding records. User types must be `>= 1`.
 pub const PADDING_TYPE: i32 = -1;
 
 /// Rounds `n` up to the record alignment.
 #[inline(always)]
 pub(crate) const fn align(n: usize) -> usize {
-    (n + HEADER_LEN - 1) & !(HEADER_LEN - 1)
+    (n + RECORD_HEADER_LEN - 1) & !(RECORD_HEADER_LEN - 1)
 }
 
 /// Why a record header read from shared memory cannot be trusted.
@@ -50,7 +50,7 @@ pub(crate) fn checked_size(
     max_msg: usize,
 ) -> Result<usize, BadHeader> {
     let len = length.unsigned_abs() as usize;
-    if len < HEADER_LEN {
+    if len < RECORD_HEADER_LEN {
         return Err(BadHeader::Length(length));
     }
     let size = align(len);
@@ -63,7 +63,7 @@ pub(crate) fn checked_size(
     if msg_type < 1 {
         return Err(BadHeader::Type(msg_type));
     }
-    if len - HEADER_LEN > max_msg {
+    if len - RECORD_HEADER_LEN > max_msg {
         return Err(BadHeader::Length(length));
     }
     Ok(size)

@@ -32,7 +32,7 @@ pub use staging::{abandoned_staging_files, STAGING_PREFIX};
 #[cfg(not(shm_loom))]
 pub use lock::{EndLock, END_LOCKS};
 #[cfg(not(shm_loom))]
-pub use name::validate_name;
+pub use name::{validate_name, MAX_NAME_LEN};
 
 /// How to open an existing named segment.
 #[derive(Clone, Debug, Default)]

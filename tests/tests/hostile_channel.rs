@@ -11,7 +11,7 @@ use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
 use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Backoff, ParksOn};
 use shm_notify::{Futex, Semaphore};
-use shm_ring::layout::{HEADER_LEN, TRAILER_LEN};
+use shm_ring::layout::{HEADER_PAGE_LEN, TRAILER_LEN};
 use shm_tests::Rng;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -35,8 +35,8 @@ fn target(rng: &mut Rng) -> (usize, &'static str) {
     let (start, len, part) = match rng.below(10) {
         0..=3 => (ext, 12 * 128, "channel words"),
         4 => (0, ext, "ring header"),
-        5..=7 => (HEADER_LEN, CAPACITY, "records"),
-        _ => (HEADER_LEN + CAPACITY, TRAILER_LEN, "counters"),
+        5..=7 => (HEADER_PAGE_LEN, CAPACITY, "records"),
+        _ => (HEADER_PAGE_LEN + CAPACITY, TRAILER_LEN, "counters"),
     };
     (start + rng.below(len as u64) as usize, part)
 }

@@ -206,9 +206,9 @@ fn finish(
     // Arc handed to RingMemory as owner.
     let memory = unsafe {
         RingMemory::new(
-            NonNull::new_unchecked(base.add(HEADER_LEN)),
+            NonNull::new_unchecked(base.add(HEADER_PAGE_LEN)),
             geometry.capacity(),
-            NonNull::new_unchecked(base.add(HEADER_LEN + geometry.capacity())),
+            NonNull::new_unchecked(base.add(HEADER_PAGE_LEN + geometry.capacity())),
             NonNull::new_unchecked(base.add(EXTENSION_OFFSET)),
             NonNull::new_unchecked(base.add(SUMMARY_OFFSET)),
             geometry.lanes(),
@@ -243,9 +243,9 @@ struct Header {
 
 /// Reads and validates the header of a mapping of `file_len` bytes.
 fn read_header(map: &MmapRaw, file_len: usize) -> Result<Header, SegmentError> {
-    if file_len < HEADER_LEN {
+    if file_len < HEADER_PAGE_LEN {
         return Err(SegmentError::SizeMismatch {
-            expected: HEADER_LEN,
+            expected: HEADER_PAGE_LEN,
             found: file_len,
         });
     }
@@ -325,9 +325,9 @@ fn attach(fd: OwnedFd, name: Option<String>) -> Result<Segment, SegmentError> {
         )));
     }
     let file_len = usize::try_from(stat.st_size).unwrap_or(0);
-    if file_len < HEADER_LEN {
+    if file_len < HEADER_PAGE_LEN {
         return Err(SegmentError::SizeMismatch {
-            expected: HEADER_LEN,
+            expected: HEADER_PAGE_LEN,
             found: file_len,
         });
     }

@@ -168,6 +168,24 @@ async fn wait<O: Op, N: PollableNotifier>(
 }
 
 /// The async receiving end. Create it inside a tokio runtime (with I/O and time).
+///
+/// ```
+/// use shm_channel::{AsyncReceiver, AsyncSender, ChannelBuilder, Receiver, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::Fifo;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let name = format!("doc-async-rx-{}", std::process::id());
+/// let rx: Receiver<Spsc, Fifo, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// let tx: Sender<Spsc, Fifo, Backoff> = Sender::open(&name, Backoff::default())?;
+/// let (mut rx, mut tx) = (AsyncReceiver::new(rx)?, AsyncSender::new(tx)?);
+/// let reader = tokio::spawn(async move { rx.recv_vec().await });
+/// tx.send(b"awaited").await?;
+/// assert_eq!(reader.await??, b"awaited");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct AsyncReceiver<K: ChannelKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,
@@ -209,6 +227,37 @@ impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> 
 }
 
 /// The async sending end. Create it inside a tokio runtime (with I/O and time).
+///
+/// ```
+/// use shm_channel::{AsyncSender, ChannelBuilder, Receiver, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::EventFd;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// let (mut rx, handoff): (Receiver<Spsc, EventFd, Backoff>, _) =
+///     ChannelBuilder::new().capacity(4096).anonymous_receiver(Backoff::default())?;
+/// let tx: Sender<Spsc, EventFd, Backoff> =
+///     Sender::from_fds(handoff.into_fds(), Backoff::default())?;
+/// let mut tx = AsyncSender::new(tx)?;
+/// // Waits in the reactor, not a thread, while the ring is full.
+/// let writer = tokio::spawn(async move {
+///     for i in 0..1000u32 {
+///         tx.send(&i.to_le_bytes()).await?;
+///     }
+///     Ok::<(), shm_channel::SendError>(())
+/// });
+/// for i in 0..1000u32 {
+///     loop {
+///         match rx.try_recv(|m| m.to_vec()) {
+///             Ok(m) => break assert_eq!(m, i.to_le_bytes()),
+///             Err(_) => tokio::task::yield_now().await,
+///         }
+///     }
+/// }
+/// writer.await??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct AsyncSender<K: ChannelKind, N: PollableNotifier, I> {
     fd: AsyncFd<NotifierFd<N>>,

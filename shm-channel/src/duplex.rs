@@ -56,6 +56,23 @@ fn names(name: &str) -> (String, String) {
 }
 
 /// Why a call failed.
+///
+/// ```
+/// use shm_channel::duplex::{CallError, Client, Server};
+/// use shm_channel::{ChannelBuilder, RecvError};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use std::time::Duration;
+/// let name = format!("doc-call-error-{}", std::process::id());
+/// let _server: Server<Futex, Backoff> =
+///     Server::create(&name, &ChannelBuilder::new(), Backoff::default(), Backoff::default())?;
+/// let mut client: Client<Futex, Backoff> =
+///     Client::connect(&name, Backoff::default(), Backoff::default())?;
+/// // Nobody serves: the reply does not come in time.
+/// let r = client.call(b"anyone?", Duration::from_millis(10));
+/// assert!(matches!(r, Err(CallError::Recv(RecvError::Timeout))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
@@ -68,6 +85,29 @@ pub enum CallError {
 }
 
 /// The calling side: requests out, replies in.
+///
+/// ```
+/// use shm_channel::duplex::{Client, Server};
+/// use shm_channel::ChannelBuilder;
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use std::time::Duration;
+/// let name = format!("doc-client-{}", std::process::id());
+/// let mut server: Server<Futex, Backoff> =
+///     Server::create(&name, &ChannelBuilder::new(), Backoff::default(), Backoff::default())?;
+/// let t = std::thread::spawn(move || {
+///     for _ in 0..3 {
+///         server.serve(Duration::from_secs(5), |req, reply| reply.push(req.len() as u8)).unwrap();
+///     }
+/// });
+/// let mut client: Client<Futex, Backoff> =
+///     Client::connect(&name, Backoff::default(), Backoff::default())?;
+/// for req in [&b"a"[..], b"bb", b"ccc"] {
+///     assert_eq!(client.call(req, Duration::from_secs(5))?, [req.len() as u8]);
+/// }
+/// t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Client<N: ChannelNotifier, I> {
     tx: Sender<Spsc, N, I>,
@@ -116,7 +156,27 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
     }
 }
 
-/// The serving side: requests in, replies out.
+/// The serving side: requests in, replies out; it serves one client after another.
+///
+/// ```
+/// use shm_channel::duplex::{CallError, Server};
+/// use shm_channel::{ChannelBuilder, RecvError};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use std::time::Duration;
+/// let name = format!("doc-server-{}", std::process::id());
+/// let mut server: Server<Futex, Backoff> =
+///     Server::create(&name, &ChannelBuilder::new(), Backoff::default(), Backoff::default())?;
+/// // A serving loop: answer each request, stop after a quiet spell.
+/// loop {
+///     match server.serve(Duration::from_millis(20), |req, reply| reply.extend_from_slice(req)) {
+///         Ok(()) => {}
+///         Err(CallError::Recv(RecvError::Timeout)) => break, // nobody came
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Server<N: ChannelNotifier, I> {
     rx: Receiver<Spsc, N, I>,

@@ -4,7 +4,26 @@ use shm_notify::NotifierKind;
 use std::io;
 use thiserror::Error;
 
-/// Why a channel end could not be created or attached.
+/// Why a channel end could not be created or attached. Each message says what to do
+/// next; the variants let code act on the cause.
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, ChannelError, Receiver, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use shm_ring::SegmentError;
+/// let name = format!("doc-channel-error-{}", std::process::id());
+/// match Sender::<Spsc, Futex, Backoff>::open(&name, Backoff::default()) {
+///     Err(ChannelError::Segment(SegmentError::NotFound(_))) => {} // no reader yet
+///     other => panic!("{other:?}"),
+/// }
+/// let _rx: Receiver<Spsc, Futex, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// let _tx: Sender<Spsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
+/// let second = Sender::<Spsc, Futex, Backoff>::open(&name, Backoff::default());
+/// assert!(matches!(second, Err(ChannelError::WriterAttached { .. })));
+/// # Ok::<(), ChannelError>(())
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ChannelError {
@@ -77,6 +96,24 @@ pub enum ChannelError {
 }
 
 /// Why a send did not happen. The message stays with the caller.
+///
+/// ```
+/// use shm_channel::{channel, SendError, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// let (mut tx, rx) = channel::<Spsc, ThreadNotifier, _, _>(64, BusySpin, BusySpin)?;
+/// tx.try_send(&[0; 8])?;
+/// loop {
+///     match tx.try_send(&[0; 8]) {
+///         Ok(()) => continue,
+///         Err(SendError::Full) => break, // retry later, or use send / send_timeout
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// drop(rx);
+/// assert!(matches!(tx.try_send(&[0; 8]), Err(SendError::Disconnected)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -119,6 +156,20 @@ const FORKED: &str =
     "this end belongs to the process that made it; a forked child must open an end of its own";
 
 /// Why nothing was received.
+///
+/// ```
+/// use shm_channel::{channel, RecvError, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// use std::time::Duration;
+/// let (tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+/// assert!(matches!(rx.try_recv(|m| m.len()), Err(RecvError::Empty)));
+/// let waited = rx.recv_timeout(Duration::from_millis(1), |m| m.len());
+/// assert!(matches!(waited, Err(RecvError::Timeout)));
+/// drop(tx);
+/// assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RecvError {

@@ -10,7 +10,22 @@ use crate::ChannelError;
 use shm_notify::NotifierKind;
 use shm_ring::{Counter, Kind, Segment};
 
-/// A snapshot of a named channel.
+/// A snapshot of a named channel (what `shm-stat` prints).
+///
+/// ```
+/// use shm_channel::{inspect, ChannelBuilder, Receiver, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::{Futex, NotifierKind};
+/// let name = format!("doc-info-{}", std::process::id());
+/// let _rx: Receiver<Spsc, Futex, Backoff> =
+///     ChannelBuilder::new().capacity(4096).create_receiver(&name, Backoff::default())?;
+/// let mut tx: Sender<Spsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
+/// tx.send(b"queued")?;
+/// let info = inspect(&name)?;
+/// assert_eq!((info.capacity, info.notifier), (4096, Some(NotifierKind::Futex)));
+/// assert!(info.used > 0 && !info.is_stale());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelInfo {
     /// The channel's name (under /dev/shm).
@@ -119,6 +134,17 @@ pub fn inspect(name: &str) -> Result<ChannelInfo, ChannelError> {
 /// Names of this user's channels (and bare segments) under /dev/shm: every entry that
 /// opens as a valid segment. Others' segments, FIFOs, staging files and anything else
 /// are skipped.
+///
+/// ```
+/// use shm_channel::{channel_names, ChannelBuilder, Receiver, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// let name = format!("doc-names-{}", std::process::id());
+/// let _rx: Receiver<Spsc, Futex, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// assert!(channel_names().contains(&name));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn channel_names() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/dev/shm") else {
         return Vec::new();

@@ -34,6 +34,20 @@ mod sealed {
 }
 
 /// A ring kind a channel runs on: [`Spsc`] or [`Mpsc`]. Sealed.
+///
+/// ```
+/// use shm_channel::{channel, ChannelKind, Mpsc, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// // Code generic over the ring kind.
+/// fn round_trip<K: ChannelKind>() -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+///     let (mut tx, mut rx) = channel::<K, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+///     tx.send(b"either kind")?;
+///     Ok(rx.recv_vec()?)
+/// }
+/// assert_eq!(round_trip::<Spsc>()?, round_trip::<Mpsc>()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait ChannelKind: shm_ring::RingKind + sealed::Sealed {}
 
 impl ChannelKind for Spsc {}

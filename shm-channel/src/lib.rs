@@ -101,10 +101,14 @@ pub use error::{ChannelError, RecvError, SendError};
 #[cfg(not(shm_loom))]
 pub use inspect::{channel_names, inspect, ChannelInfo};
 pub use kind::{ChannelKind, Mpsc, Spsc};
+// Internal: how notifiers are made and found (ChannelNotifier's plumbing).
+#[doc(hidden)]
 pub use layout::Direction;
 pub use link::Stats;
 pub use liveness::EndState;
-pub use notifiers::{Attach, ChannelNotifier};
+#[doc(hidden)]
+pub use notifiers::Attach;
+pub use notifiers::ChannelNotifier;
 #[cfg(not(shm_loom))]
 pub use open::Handoff;
 pub use receiver::Receiver;

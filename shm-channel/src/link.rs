@@ -10,6 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Counters of one channel end, for tests and benchmarks.
+///
+/// ```
+/// use shm_channel::{channel, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// let (mut tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+/// tx.send(b"x")?;
+/// rx.recv(|_| ())?;
+/// assert_eq!((tx.stats().sent, rx.stats().received), (1, 1));
+/// assert_eq!(tx.stats().notifies, 0); // the reader never slept: no system call
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Messages sent by this end.

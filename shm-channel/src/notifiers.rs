@@ -26,7 +26,26 @@ pub struct Attach<'a> {
     pub(crate) reclaim: bool,
 }
 
-/// A notifier a channel can create and attach across processes.
+/// A notifier a channel can create and attach across processes: `Futex` and `Semaphore`
+/// (both modes), `Fifo` (channels opened by name), `EventFd` (channels handed over as
+/// fds), `AnyNotifier` / `AnyPollNotifier` when the kind comes from configuration (all
+/// in `shm_notify`). Code generic over the notifier takes it as a bound.
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, ChannelError, ChannelNotifier, Receiver, Spsc};
+/// use shm_idle::{Backoff, ParksOn};
+/// use shm_notify::{Fifo, Futex};
+/// fn open_log<N: ChannelNotifier>(name: &str) -> Result<Receiver<Spsc, N, Backoff>, ChannelError>
+/// where
+///     Backoff: ParksOn<N>,
+/// {
+///     ChannelBuilder::new().create_receiver(name, Backoff::default())
+/// }
+/// let pid = std::process::id();
+/// let _a = open_log::<Futex>(&format!("doc-cn-futex-{pid}"))?;
+/// let _b = open_log::<Fifo>(&format!("doc-cn-fifo-{pid}"))?;
+/// # Ok::<(), ChannelError>(())
+/// ```
 pub trait ChannelNotifier: Notifier + Sized + 'static {
     /// The kind recorded in the header (`None` for [`shm_notify::AnyNotifier`]: whatever
     /// the header says).

@@ -23,7 +23,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The fds a peer needs to attach to an anonymous channel: the segment first, then the
-/// notifiers' (eventfds), in order.
+/// notifiers' (eventfds), in order. This is also how a channel crosses users: the peer
+/// needs no access to `/dev/shm`, only the socket.
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, Receiver, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::{handover, EventFd};
+/// use std::os::unix::net::UnixStream;
+/// // Process A: an anonymous channel (a sealed memfd and two eventfds), fds sent over a
+/// // Unix socket (here a socketpair; between unrelated processes, a listening socket).
+/// let (mut rx, handoff): (Receiver<Spsc, EventFd, Backoff>, _) =
+///     ChannelBuilder::new().anonymous_receiver(Backoff::default())?;
+/// let (a, b) = UnixStream::pair()?;
+/// handoff.send(&a)?;
+/// // Process B: receives them (checking the sender's uid) and attaches.
+/// let fds = handover::recv_fds(&b)?;
+/// let mut tx: Sender<Spsc, EventFd, Backoff> = Sender::from_fds(fds, Backoff::default())?;
+/// tx.send(b"over the socket")?;
+/// assert_eq!(rx.recv_vec()?, b"over the socket");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Handoff {
     fds: Vec<OwnedFd>,

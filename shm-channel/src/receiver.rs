@@ -15,6 +15,28 @@ use std::time::{Duration, Instant};
 
 /// The receiving end of a channel: ring kind `K`, notifier `N`, idle strategy `I` (used
 /// while the channel is empty).
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, Receiver, RecvError, Sender, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use std::time::Duration;
+/// let name = format!("doc-receiver-{}", std::process::id());
+/// let mut rx: Receiver<Spsc, Futex, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// let mut tx: Sender<Spsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
+/// assert!(matches!(rx.try_recv(|m| m.len()), Err(RecvError::Empty)));
+/// for word in [&b"one"[..], b"two", b"three"] {
+///     tx.send(word)?;
+/// }
+/// assert_eq!(rx.recv(|m| m.to_vec())?, b"one"); // the handler borrows the message
+/// assert_eq!(rx.recv_timeout(Duration::from_secs(1), |m| m.len())?, 3);
+/// let n = rx.poll(16, |m| assert_eq!(m, b"three"))?; // up to 16 at once, never waits
+/// assert_eq!(n, 1);
+/// drop(tx);
+/// assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Receiver<K: ChannelKind, N: Notifier, I> {
     pub(crate) consumer: Consumer<K>,

@@ -19,6 +19,30 @@ pub(crate) const MSG: i32 = 1;
 /// The sending end of a channel: ring kind `K`, notifier `N`, idle strategy `I` (used
 /// while the channel is full). Each end holds its own writer slot: a
 /// `Sender<Mpsc, ..>` makes more with [`Sender::try_clone`].
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, Mpsc, Receiver, SendError, Sender};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// use std::time::Duration;
+/// let name = format!("doc-sender-{}", std::process::id());
+/// let mut rx: Receiver<Mpsc, Futex, Backoff> =
+///     ChannelBuilder::new().capacity(4096).create_receiver(&name, Backoff::default())?;
+/// let mut tx: Sender<Mpsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
+/// let mut tx2 = tx.try_clone()?; // a second writer, with a lane of its own
+/// tx.send(b"from one")?; // waits while the ring is full
+/// tx2.try_send(b"from two")?; // never waits: Err(SendError::Full) when full
+/// tx.send_timeout(b"again", Duration::from_millis(10))?;
+/// let big = vec![0u8; tx.max_message_len() + 1];
+/// assert!(matches!(tx.try_send(&big), Err(SendError::TooLong { .. })));
+/// let mut got = Vec::new();
+/// while got.len() < 3 {
+///     rx.poll(8, |m| got.push(m.to_vec()))?;
+/// }
+/// got.sort();
+/// assert_eq!(got, [&b"again"[..], b"from one", b"from two"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Sender<K: ChannelKind, N: Notifier, I> {
     pub(crate) producer: Producer<K>,
@@ -261,6 +285,20 @@ impl<K: ChannelKind, N: Notifier> Op for SendOp<'_, K, N> {
 }
 
 /// A message being written in place; dropping it without `commit` abandons it.
+///
+/// ```
+/// use shm_channel::{channel, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// let (mut tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+/// let mut claim = tx.try_claim(4)?; // room for 4 bytes, reserved in the ring
+/// claim.as_mut_slice().copy_from_slice(&7u32.to_le_bytes()); // written in place
+/// claim.commit()?; // now the reader sees it
+/// drop(tx.try_claim(4)?); // abandoned: never delivered
+/// assert_eq!(rx.try_recv(|m| m.to_vec())?, 7u32.to_le_bytes());
+/// assert!(rx.try_recv(|m| m.to_vec()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct SendClaim<'a, K: ChannelKind, N> {
     claim: Claim<'a, K>,

@@ -31,10 +31,52 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// Names a member of a [`WaitSet`]: a channel, a user fd or a timer.
+///
+/// ```
+/// use shm_channel::{Event, WaitSet};
+/// use shm_idle::Backoff;
+/// use shm_notify::EventFd;
+/// use std::time::Duration;
+/// let mut set: WaitSet<shm_channel::Spsc, EventFd, Backoff> = WaitSet::new(16, 10)?;
+/// let timer = set.add_timer(Duration::from_millis(1), false)?;
+/// let mut fired = None;
+/// set.wait(Some(Duration::from_secs(5)), |e| {
+///     if let Event::Timer(t) = e {
+///         fired = Some(t);
+///     }
+/// })?;
+/// assert_eq!(fired, Some(timer)); // the token says which member it was
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub usize);
 
 /// What [`WaitSet::wait`] reports.
+///
+/// ```
+/// use shm_channel::{ChannelBuilder, Event, Receiver, Sender, Spsc, WaitSet};
+/// use shm_idle::Backoff;
+/// use shm_notify::Fifo;
+/// use std::time::Duration;
+/// let name = format!("doc-event-{}", std::process::id());
+/// let rx: Receiver<Spsc, Fifo, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// let mut tx: Sender<Spsc, Fifo, Backoff> = Sender::open(&name, Backoff::default())?;
+/// let mut set = WaitSet::new(16, 10)?;
+/// let token = set.add(rx)?;
+/// tx.send(b"hi")?;
+/// drop(tx);
+/// let (mut messages, mut closed) = (Vec::new(), false);
+/// while !closed {
+///     set.wait(Some(Duration::from_secs(5)), |e| match e {
+///         Event::Message(t, msg) => messages.push((t, msg.to_vec())),
+///         Event::Disconnected(t) => closed = t == token,
+///         Event::Ready(_) | Event::Timer(_) => {}
+///     })?;
+/// }
+/// assert_eq!(messages, [(token, b"hi".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A message from the channel `Token`.

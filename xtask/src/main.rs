@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 //!
-//! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), the workspace tests,
+//! * `ci`    — everything CI checks: rustfmt, clippy (-D warnings), rustdoc (-D warnings),
+//!   the README's snippets built in a crate outside the workspace, the workspace tests,
 //!   the loom suite, a benchmark smoke row, a 60 s soak, and that nothing was left in
 //!   /dev/shm (test segments, FIFOs, ledgers, staging files).
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir,
@@ -152,6 +153,11 @@ fn ci() -> Result {
         "warnings",
     ]);
     run("clippy", clippy)?;
+    // Public docs build without a warning (broken links, private items in public docs).
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("rustdoc", doc)?;
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     run("tests", test)?;

@@ -593,6 +593,20 @@ pub(crate) fn holder(seg: &Segment, at: usize) -> Holder {
 }
 
 /// What a liveness slot says, for inspection.
+///
+/// ```
+/// use shm_channel::{inspect, ChannelBuilder, EndState, Receiver, Spsc};
+/// use shm_idle::Backoff;
+/// use shm_notify::Futex;
+/// let name = format!("doc-endstate-{}", std::process::id());
+/// let _rx: Receiver<Spsc, Futex, Backoff> =
+///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+/// match inspect(&name)?.reader {
+///     EndState::Open { pid, alive } => assert!(alive && pid > 0),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndState {
     /// Never used.

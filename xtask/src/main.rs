@@ -4,6 +4,7 @@
 //!   the README's snippets built in a crate outside the workspace, the workspace tests,
 //!   the loom suite, a benchmark smoke row, a 60 s soak, and that nothing was left in
 //!   /dev/shm (test segments, FIFOs, ledgers, staging files).
+//! * `readme` — the README's snippets, built and run from a crate outside the workspace.
 //! * `loom [--deep]` — the loom models under `--cfg shm_loom` in their own target dir,
 //!   each model in a process of its own.
 //! * `mutants [--filter TEXT | --only FILE]` — mutation testing of the protocol files with the loom
@@ -18,6 +19,7 @@
 
 mod loom;
 mod mutants;
+mod readme;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let flag = |name: &str| rest.iter().any(|a| a == name);
     let result = match task {
         "ci" => ci(),
+        "readme" => readme::readme(),
         "loom" => loom::loom(flag("--deep")),
         "fuzz" => match number(rest, "--rounds", 5_000_000) {
             Ok(n) => fuzz(n),
@@ -68,7 +71,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | readme | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -161,6 +164,8 @@ fn ci() -> Result {
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     run("tests", test)?;
+    // After the tests, whose dependencies it mostly reuses.
+    readme::readme()?;
     loom::loom(false)?;
     // The benchmark harness must keep working: one fast row, end to end.
     bench(&["--filter".into(), "pingpong/kernel/pipe".into()])?;

@@ -421,6 +421,7 @@ fn main() {
             }
         }
     }
+    let mut env = report::Environment::probe(pinned, o.same_cpu, o.full, o.cpus);
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     if o.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -450,7 +451,7 @@ fn main() {
             sample: median(samples),
         })
         .collect();
-    let env = report::Environment::probe(pinned, o.same_cpu, o.full, o.cpus);
+    env.finish();
     if let Err(e) = report::write_all(&rows, &env, o.json) {
         eprintln!("shm-bench: writing the report failed: {e}");
         std::process::exit(1);

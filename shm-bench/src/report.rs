@@ -18,6 +18,30 @@ pub struct Environment {
     pub cpus: (usize, usize),
     /// What those two CPUs share (a core, a cache), from sysfs.
     pub shared: String,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The load averages (1, 5, 15 min) when the run began and when it ended: a busy
+    /// machine makes every row slower and noisier.
+    pub load_before: String,
+    pub load_after: String,
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 impl Environment {
@@ -38,15 +62,27 @@ impl Environment {
             full,
             cpus,
             shared: crate::sys::shared(cpus.0, cpus.1),
+            cpu_model: cpu_model(),
+            load_before: load_average(),
+            load_after: String::new(),
         }
+    }
+
+    /// Records the machine's load at the end of the run.
+    pub fn finish(&mut self) {
+        self.load_after = load_average();
     }
 
     fn describe(&self) -> String {
         format!(
-            "{}, nproc {}, kernel {}, {} mode, {}",
+            "{}, {}, nproc {}, kernel {}, load average {} at the start and {} at the end, \
+             {} mode, {}",
             self.date,
+            self.cpu_model,
             self.nproc,
             self.kernel,
+            self.load_before,
+            self.load_after,
             if self.full { "full" } else { "quick" },
             match (self.pinned, self.same_cpu) {
                 (_, true) => format!("both processes pinned to CPU {} (--same-cpu)", self.cpus.0),
@@ -174,9 +210,187 @@ fn us_unit(ns: u64) -> String {
     format!("{:.1} µs", ns as f64 / 1000.0)
 }
 
+/// Scenarios in the order the report shows them.
+const ORDER: [&str; 8] = [
+    "pingpong",
+    crate::ONE_CPU,
+    "stream",
+    "paced",
+    "burst",
+    "idle",
+    "fanin",
+    "select",
+];
+
+fn order(scenario: &str) -> usize {
+    ORDER
+        .iter()
+        .position(|s| *s == scenario)
+        .unwrap_or(ORDER.len())
+}
+
+/// A latency cell: `-` where the scenario measures none.
+fn lat(ns: u64) -> String {
+    if ns == 0 {
+        "-".into()
+    } else {
+        us(ns)
+    }
+}
+
+/// What a user could pick, at the payload the trade-off scenarios use.
+fn pickable(r: &Row) -> bool {
+    r.row.starts_with("channel/") && r.payload == 64
+}
+
+/// The label of a trade-off cell (scenario and rate).
+fn cell(r: &Row) -> String {
+    match (r.scenario, r.rate) {
+        ("paced", Some(rate)) => format!("paced {}/s", rate_label(rate)),
+        ("burst", _) => "bursts".into(),
+        (s, _) => s.into(),
+    }
+}
+
+fn rate_label(rate: u64) -> String {
+    if rate >= 1000 && rate.is_multiple_of(1000) {
+        format!("{}k", rate / 1000)
+    } else {
+        rate.to_string()
+    }
+}
+
+fn strategy(row: &str) -> &str {
+    row.rsplit('/').next().unwrap_or(row)
+}
+
+/// "For this machine": the fastest choice, the cheapest choice on each front, what idles
+/// cheapest, and the one strategy that is on (or near) the front most often, all from
+/// this run's measurements.
+fn advice(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let mut cells: Vec<String> = rows
+        .iter()
+        .filter(|r| TRADE_OFFS.contains(&r.scenario) && pickable(r))
+        .map(cell)
+        .collect();
+    cells.sort_by_key(|c| (order(c.split(' ').next().unwrap_or("")), c.len(), c.clone()));
+    cells.dedup();
+    let in_cell = |c: &str| {
+        rows.iter()
+            .filter(|r| TRADE_OFFS.contains(&r.scenario) && pickable(r) && cell(r) == c)
+            .collect::<Vec<_>>()
+    };
+    for c in &cells {
+        let front: Vec<&Row> = in_cell(c)
+            .into_iter()
+            .filter(|r| on_front(rows, r))
+            .collect();
+        let fastest = front.iter().min_by_key(|r| (r.sample.p50, r.sample.p99));
+        let cheapest = front
+            .iter()
+            .min_by(|a, b| a.sample.cpu_reader.total_cmp(&b.sample.cpu_reader));
+        if let (Some(f), Some(ch)) = (fastest, cheapest) {
+            let show = |r: &Row| {
+                format!(
+                    "`{}` (p50 {} µs, p99 {}, reader CPU {:.3})",
+                    r.row,
+                    us(r.sample.p50),
+                    us(r.sample.p99),
+                    r.sample.cpu_reader
+                )
+            };
+            if f.row == ch.row {
+                let _ = writeln!(out, "- {c}: {} is best on every count.", show(f));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "- {c}: fastest {}; least CPU on the front {}.",
+                    show(f),
+                    show(ch)
+                );
+            }
+        }
+    }
+    let mut idle: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scenario == "idle" && r.row.starts_with("channel/"))
+        .collect();
+    idle.sort_by(|a, b| a.sample.cpu_reader.total_cmp(&b.sample.cpu_reader));
+    if !idle.is_empty() {
+        let list: Vec<String> = idle
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}` {:.2}% of a core, {:.0} wake-ups/s",
+                    r.row,
+                    100.0 * r.sample.cpu_reader,
+                    r.sample.reader_parks as f64 / r.sample.wall_s.max(1e-9)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "- idle: {}.", list.join("; "));
+    }
+    // The strategy whose best row (over notifiers) is on the front, or within 1.25x of
+    // the front's latency at no more CPU, in the most cells.
+    let mut names: Vec<&str> = rows
+        .iter()
+        .filter(|r| pickable(r))
+        .map(|r| strategy(&r.row))
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut scores: Vec<(usize, &str, Vec<String>)> = names
+        .iter()
+        .map(|name| {
+            let missed: Vec<String> = cells
+                .iter()
+                .filter(|c| {
+                    !in_cell(c).iter().any(|r| {
+                        strategy(&r.row) == *name
+                            && (on_front(rows, r)
+                                || distance_to_front(rows, r).is_some_and(|(x, _)| x <= 1.25))
+                    })
+                })
+                .cloned()
+                .collect();
+            (cells.len() - missed.len(), *name, missed)
+        })
+        .collect();
+    scores.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    if let Some((n, name, missed)) = scores.first() {
+        let others: Vec<String> = scores[1..]
+            .iter()
+            .take(3)
+            .map(|(n, s, _)| format!("`{s}` {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "- a default: `{name}` is on the front, or within 1.25x of its latency at no more \
+             CPU, in {n} of {} cases{}; then {}.",
+            cells.len(),
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!(" (not in: {})", missed.join(", "))
+            },
+            others.join(", ")
+        );
+    }
+    out
+}
+
 fn markdown(rows: &[Row], env: &Environment) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# shm-bench report\n\n{}\n", env.describe());
+    let advice = advice(rows);
+    if !advice.is_empty() {
+        let _ = writeln!(
+            md,
+            "## For this machine\n\nFrom this run's Pareto fronts (latency p50 and p99 \
+             against the reader's CPU; channel rows, 64-byte messages):\n\n{advice}"
+        );
+    }
     let _ = writeln!(
         md,
         "Latencies in µs (pingpong: round trip; pingpong-1cpu: the same with both processes \
@@ -203,8 +417,10 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
     if !adaptive.is_empty() {
         let _ = writeln!(md, "\n## adaptive\n\n{adaptive}");
     }
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by_key(|r| (order(r.scenario), r.rate, r.payload));
     let mut scenario = "";
-    for r in rows {
+    for r in sorted {
         if r.scenario != scenario {
             scenario = r.scenario;
             let _ = writeln!(
@@ -238,17 +454,21 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
         let front = on_front(rows, r);
         let _ = writeln!(
             md,
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {} | {} |",
             r.row,
             if front { " *" } else { "" },
             r.payload,
             rate(r.rate),
-            us(s.p50),
-            us(s.p90),
-            us(s.p99),
-            us(s.p999),
-            us(s.max),
-            s.msgs_per_s,
+            lat(s.p50),
+            lat(s.p90),
+            lat(s.p99),
+            lat(s.p999),
+            lat(s.max),
+            if s.msgs_per_s > 0.0 {
+                format!("{:.0}", s.msgs_per_s)
+            } else {
+                "-".into()
+            },
             s.cpu_writer,
             s.cpu_reader,
             s.notifies,
@@ -297,7 +517,7 @@ fn svg(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     if paced.is_empty() {
         return Ok(());
     }
-    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    let root = SVGBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE)?;
     let max_cpu = paced
         .iter()
@@ -311,7 +531,7 @@ fn svg(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         * 2.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "paced: p99 one-way latency vs reader CPU",
+            "paced: p99 one-way latency vs reader CPU (labels: msgs/s)",
             ("sans-serif", 22),
         )
         .margin(15)
@@ -323,23 +543,39 @@ fn svg(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .x_desc("reader CPU (cores)")
         .y_desc("p99 latency (µs, log)")
         .draw()?;
-    let colours = [RED, BLUE, GREEN];
-    for (i, rate) in [Some(1_000), Some(10_000), Some(100_000)]
-        .into_iter()
-        .enumerate()
-    {
-        let pts: Vec<(f64, f64)> = paced
+    // One series per strategy (a colour each, in the legend); each point says its rate.
+    let mut names: Vec<&str> = paced.iter().map(|r| r.row.as_str()).collect();
+    names.sort();
+    names.dedup();
+    for (i, name) in names.iter().enumerate() {
+        let c = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64, String)> = paced
             .iter()
-            .filter(|r| r.rate == rate)
-            .map(|r| (r.sample.cpu_reader, (r.sample.p99 as f64 / 1000.0).max(0.1)))
+            .filter(|r| r.row == *name)
+            .map(|r| {
+                (
+                    r.sample.cpu_reader,
+                    (r.sample.p99 as f64 / 1000.0).max(0.1),
+                    r.rate.map_or(String::new(), rate_label),
+                )
+            })
             .collect();
-        let c = colours[i];
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?
-            .label(format!("{} msgs/s", rate.unwrap()))
+            .draw_series(pts.into_iter().map(|(x, y, label)| {
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 4, c.filled())
+                    + Text::new(label, (6, -6), ("sans-serif", 11))
+            }))?
+            .label(name.to_string())
             .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
     }
-    chart.configure_series_labels().border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

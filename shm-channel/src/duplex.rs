@@ -82,6 +82,10 @@ pub enum CallError {
     /// Receiving the reply failed (`Timeout` when it did not come in time).
     #[error("reply: {0}")]
     Recv(#[from] RecvError),
+    /// The peer broke the request/response framing (a message too short to carry an id,
+    /// or a reply to a call not made yet): not a duplex peer, or a misbehaving one.
+    #[error("duplex protocol violated: {0}")]
+    Protocol(String),
 }
 
 /// The calling side: requests out, replies in.
@@ -146,7 +150,9 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
                     Some(got) if got == id => Ok(Some(m[ID..].to_vec())),
                     // A late reply to a call of ours that gave up, or to an earlier client.
                     Some(got) if got < id || got >> 32 != id >> 32 => Ok(None),
-                    _ => Err(RecvError::Corrupt(format!("reply id {got:?} to call {id}"))),
+                    _ => Err(CallError::Protocol(format!(
+                        "reply id {got:?} to call {id}"
+                    ))),
                 }
             })?;
             if let Some(r) = reply? {
@@ -222,7 +228,7 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
         loop {
             let got = self.rx.recv_until(deadline, |m| {
                 if m.len() < ID {
-                    return Err(RecvError::Corrupt(format!("request of {} bytes", m.len())));
+                    return Err(CallError::Protocol(format!("request of {} bytes", m.len())));
                 }
                 out.extend_from_slice(&m[..ID]);
                 if let Some(h) = handler.take() {

@@ -135,8 +135,8 @@ pub enum SendError {
         max: usize,
     },
     /// The shared memory is corrupt or a peer misbehaves.
-    #[error("corrupt channel: {0}")]
-    Corrupt(String),
+    #[error("the channel's shared memory is corrupt, or a peer misbehaves")]
+    Corrupt(#[source] shm_ring::WriteError),
     /// Parking or waking failed.
     #[error("notifier failed: {0}")]
     Io(#[from] io::Error),
@@ -183,8 +183,8 @@ pub enum RecvError {
     #[error("all senders are gone")]
     Disconnected,
     /// The shared memory is corrupt or a peer misbehaves.
-    #[error("corrupt channel: {0}")]
-    Corrupt(String),
+    #[error("the channel's shared memory is corrupt, or a peer misbehaves")]
+    Corrupt(#[source] shm_ring::ReadError),
     /// Parking or waking failed.
     #[error("notifier failed: {0}")]
     Io(#[from] io::Error),

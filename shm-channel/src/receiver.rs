@@ -52,7 +52,7 @@ pub struct Receiver<K: ChannelKind, N: Notifier, I> {
 }
 
 fn read_error(e: ReadError) -> RecvError {
-    RecvError::Corrupt(e.to_string())
+    RecvError::Corrupt(e)
 }
 
 impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {

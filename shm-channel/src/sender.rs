@@ -348,6 +348,6 @@ fn write_error(e: WriteError) -> SendError {
     match e {
         WriteError::TooLong { len, max } => SendError::TooLong { len, max },
         WriteError::Full => SendError::Full,
-        other => SendError::Corrupt(other.to_string()),
+        other => SendError::Corrupt(other),
     }
 }

@@ -1,20 +1,4 @@
-//! One thread serving many channels: a [`WaitSet`] polls its receivers round-robin with a
-//! read budget per channel, spins through a number of empty rounds, then parks in one
-//! epoll on every channel's notifier fd (and any fds and timers the user added).
-//!
-//! Fairness: each channel gets at most `budget` messages per round and the round starts
-//! one channel further each time, so a flooding writer delays the others by at most one
-//! budget, never starves them (edge-triggered reading without a budget would).
-//!
-//! Parking is the channels' waiter protocol, on all their waiter words at once: announce
-//! on each, one fence, re-check every ring, then block in epoll; a writer that publishes
-//! while the set sleeps sees the announcement and writes its notifier fd. Only pollable
-//! notifiers (eventfd, FIFO) can join, by type: a futex or semaphore channel has no fd
-//! to wait on, so `WaitSet<_, Futex, _>` does not compile.
-//!
-//! ```compile_fail,E0277
-//! let set = shm_channel::WaitSet::<shm_channel::Spsc, shm_notify::Futex, shm_idle::Blocking>::new(16, 100);
-//! ```
+//! [`WaitSet`]: one thread serving many channels, their notifiers, fds and timers.
 
 use crate::layout::Direction;
 use crate::receiver::Receiver;
@@ -103,7 +87,23 @@ enum Member<K: ChannelKind, N: PollableNotifier, I> {
     Timer(TimerFd),
 }
 
-/// Many receivers (and fds and timers) served by one thread. See the module docs.
+/// One thread serving many channels: a [`WaitSet`] polls its receivers round-robin with a
+/// read budget per channel, spins through a number of empty rounds, then parks in one
+/// epoll on every channel's notifier fd (and any fds and timers the user added).
+///
+/// Fairness: each channel gets at most `budget` messages per round and the round starts
+/// one channel further each time, so a flooding writer delays the others by at most one
+/// budget, never starves them (edge-triggered reading without a budget would).
+///
+/// Parking is the channels' waiter protocol, on all their waiter words at once: announce
+/// on each, one fence, re-check every ring, then block in epoll; a writer that publishes
+/// while the set sleeps sees the announcement and writes its notifier fd. Only pollable
+/// notifiers (eventfd, FIFO) can join, by type: a futex or semaphore channel has no fd
+/// to wait on, so `WaitSet<_, Futex, _>` does not compile.
+///
+/// ```compile_fail,E0277
+/// let set = shm_channel::WaitSet::<shm_channel::Spsc, shm_notify::Futex, shm_idle::Blocking>::new(16, 100);
+/// ```
 ///
 /// ```
 /// use shm_channel::{ChannelBuilder, Event, Receiver, Sender, Spsc, WaitSet};

@@ -1,35 +1,4 @@
-//! Spin while spinning pays, park when it does not, with nothing to tune.
-//!
-//! Each wait is a bet. Spinning costs CPU for as long as the gap lasts; parking costs a
-//! wake-up (the latency between the writer's notify and this end running again) but no
-//! CPU. Spinning for as long as a wake-up costs, then parking, is never worse than twice
-//! the better of the two for any gap (the ski-rental bound); knowing the gaps does better.
-//! [`Adaptive`] measures both sides of the bet as traffic flows:
-//!
-//! - the wake-up cost `W`: after each park a notify ended, the channel tells the strategy
-//!   how late it ran after the waker's notify ([`IdleStrategy::woken`]);
-//! - the gaps: how long each wait spun before the message came, or that it spun its
-//!   whole limit and parked (then the gap is only known to be longer).
-//!
-//! From the waits it keeps a survival curve over time buckets √2 apart (Kaplan-Meier:
-//! the share of waits still empty after spinning `t`, which counts waits cut short by
-//! parking correctly) and picks the spin limit that minimises the expected spin time
-//! plus the cost of a park times the chance of parking anyway. A park costs `W` for the
-//! message that ends it and about `W / 2` for each message that queues behind it while
-//! the reader wakes (read off the same curve). Spin time and message latency weigh the
-//! same: that is the one choice made for the user, and [`Adaptive::with_budget`] is
-//! there when CPU must weigh more. Limits past `W` never pay: parking at once would be
-//! cheaper whatever the gap. Every few waits one spins the whole `W` so the curve stays
-//! known above the chosen limit (more often while that moves the limit up, as rarely as
-//! one wait in 256 while it does not). Old waits fade (the counts halve every few hundred
-//! waits), so a change of rate is learnt within a few hundred waits. After a spin that
-//! pays, the park is a short ramp of timed parks, then untimed (see `next_park`); where
-//! parking at once pays, it is untimed from the start.
-//!
-//! What it learns follows the machine: with both ends on one CPU, spinning only delays
-//! the peer that would write, so spins never end with a message, the curve stays at one
-//! and the limit falls to zero (the `blocking` behaviour). An optional CPU budget
-//! ([`Adaptive::with_budget`]) caps the share of a core spent spinning.
+//! [`Adaptive`]: spin while spinning pays, park when it does not, with nothing to tune.
 
 use crate::{Action, IdleStrategy, ParksOn};
 use shm_notify::Notifier;
@@ -77,8 +46,40 @@ const WAKE_SAMPLE_EVERY: u32 = 4;
 /// The most spin time the CPU budget saves up over a quiet spell.
 const CREDIT_CAP_NS: f64 = 1_000_000.0;
 
-/// A spin-then-park strategy that learns its spin limit from the measured wake-up cost
-/// and the measured gaps (see the module docs). Its state is per end.
+/// Spin while spinning pays, park when it does not, with nothing to tune.
+///
+/// Each wait is a bet. Spinning costs CPU for as long as the gap lasts; parking costs a
+/// wake-up (the latency between the writer's notify and this end running again) but no
+/// CPU. Spinning for as long as a wake-up costs, then parking, is never worse than twice
+/// the better of the two for any gap (the ski-rental bound); knowing the gaps does better.
+/// [`Adaptive`] measures both sides of the bet as traffic flows:
+///
+/// - the wake-up cost `W`: after each park a notify ended, the channel tells the strategy
+///   how late it ran after the waker's notify ([`IdleStrategy::woken`]);
+/// - the gaps: how long each wait spun before the message came, or that it spun its
+///   whole limit and parked (then the gap is only known to be longer).
+///
+/// From the waits it keeps a survival curve over time buckets √2 apart (Kaplan-Meier:
+/// the share of waits still empty after spinning `t`, which counts waits cut short by
+/// parking correctly) and picks the spin limit that minimises the expected spin time
+/// plus the cost of a park times the chance of parking anyway. A park costs `W` for the
+/// message that ends it and about `W / 2` for each message that queues behind it while
+/// the reader wakes (read off the same curve). Spin time and message latency weigh the
+/// same: that is the one choice made for the user, and [`Adaptive::with_budget`] is
+/// there when CPU must weigh more. Limits past `W` never pay: parking at once would be
+/// cheaper whatever the gap. Every few waits one spins the whole `W` so the curve stays
+/// known above the chosen limit (more often while that moves the limit up, as rarely as
+/// one wait in 256 while it does not). Old waits fade (the counts halve every few hundred
+/// waits), so a change of rate is learnt within a few hundred waits. After a spin that
+/// pays, the park is a short ramp of timed parks, then untimed (see `next_park`); where
+/// parking at once pays, it is untimed from the start.
+///
+/// What it learns follows the machine: with both ends on one CPU, spinning only delays
+/// the peer that would write, so spins never end with a message, the curve stays at one
+/// and the limit falls to zero (the `blocking` behaviour). An optional CPU budget
+/// ([`Adaptive::with_budget`]) caps the share of a core spent spinning.
+///
+/// Its state is per end (about 160 bytes and a boxed 240-byte curve).
 ///
 /// ```
 /// use shm_idle::{Action, Adaptive, IdleStrategy};

@@ -9,7 +9,7 @@
 //! without a request; its drop removes the channels' names.
 
 use shm_channel::duplex::{CallError, Client, Server};
-use shm_channel::{ChannelBuilder, RecvError};
+use shm_channel::ChannelBuilder;
 use shm_idle::Backoff;
 use shm_notify::Futex;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ fn server(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             reply.extend_from_slice(&sum(req).to_le_bytes())
         }) {
             Ok(()) => served += 1,
-            Err(CallError::Recv(RecvError::Timeout)) => {
+            Err(CallError::Timeout) => {
                 println!("server: {served} requests served; idle for 10 s, bye");
                 return Ok(());
             }

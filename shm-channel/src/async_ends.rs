@@ -212,7 +212,7 @@ impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncReceiver<K, N, I> 
         let (mut op, engine, _) = self.rx.op(f);
         wait(engine, &self.link, &self.fd, &mut self.watch, &mut op)
             .await
-            .map_err(|e| e.or_truncated(&self.link.segment))
+            .map_err(|e| e.or_truncated(&self.link.segment).no_deadline())
     }
 
     /// Receives one message as an owned buffer.
@@ -285,7 +285,7 @@ impl<K: ChannelKind, N: PollableNotifier, I: ParksOn<N>> AsyncSender<K, N, I> {
         let (mut op, engine, _) = self.tx.op(msg);
         match wait(engine, &self.link, &self.fd, &mut self.watch, &mut op).await {
             Ok(()) => self.tx.sent(),
-            Err(e) => Err(e.or_truncated(&self.link.segment)),
+            Err(e) => Err(e.or_truncated(&self.link.segment).no_deadline()),
         }
     }
 

@@ -35,7 +35,8 @@
 //! ```
 
 use crate::{
-    ChannelBuilder, ChannelError, ChannelNotifier, Receiver, RecvError, SendError, Sender,
+    ChannelBuilder, ChannelError, ChannelNotifier, Receiver, RecvError, RecvTimeoutError,
+    SendError, SendTimeoutError, Sender,
 };
 use shm_idle::ParksOn;
 use shm_ring::Spsc;
@@ -59,7 +60,7 @@ fn names(name: &str) -> (String, String) {
 ///
 /// ```
 /// use shm_channel::duplex::{CallError, Client, Server};
-/// use shm_channel::{ChannelBuilder, RecvError};
+/// use shm_channel::ChannelBuilder;
 /// use shm_idle::Backoff;
 /// use shm_notify::Futex;
 /// use std::time::Duration;
@@ -70,7 +71,7 @@ fn names(name: &str) -> (String, String) {
 ///     Client::connect(&name, Backoff::default(), Backoff::default())?;
 /// // Nobody serves: the reply does not come in time.
 /// let r = client.call(b"anyone?", Duration::from_millis(10));
-/// assert!(matches!(r, Err(CallError::Recv(RecvError::Timeout))));
+/// assert!(matches!(r, Err(CallError::Timeout)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -79,13 +80,35 @@ pub enum CallError {
     /// Sending the request failed.
     #[error("request: {0}")]
     Send(#[from] SendError),
-    /// Receiving the reply failed (`Timeout` when it did not come in time).
+    /// Receiving the reply failed.
     #[error("reply: {0}")]
     Recv(#[from] RecvError),
+    /// `call`: the reply did not come in time (it will be skipped if it comes later);
+    /// `serve`: no request came in time.
+    #[error("timed out")]
+    Timeout,
     /// The peer broke the request/response framing (a message too short to carry an id,
     /// or a reply to a call not made yet): not a duplex peer, or a misbehaving one.
     #[error("duplex protocol violated: {0}")]
     Protocol(String),
+}
+
+impl From<SendTimeoutError> for CallError {
+    fn from(e: SendTimeoutError) -> Self {
+        match e {
+            SendTimeoutError::Timeout => CallError::Timeout,
+            SendTimeoutError::Send(e) => CallError::Send(e),
+        }
+    }
+}
+
+impl From<RecvTimeoutError> for CallError {
+    fn from(e: RecvTimeoutError) -> Self {
+        match e {
+            RecvTimeoutError::Timeout => CallError::Timeout,
+            RecvTimeoutError::Recv(e) => CallError::Recv(e),
+        }
+    }
 }
 
 /// The calling side: requests out, replies in.
@@ -166,7 +189,7 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
 ///
 /// ```
 /// use shm_channel::duplex::{CallError, Server};
-/// use shm_channel::{ChannelBuilder, RecvError};
+/// use shm_channel::ChannelBuilder;
 /// use shm_idle::Backoff;
 /// use shm_notify::Futex;
 /// use std::time::Duration;
@@ -177,7 +200,7 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Client<N, I> {
 /// loop {
 ///     match server.serve(Duration::from_millis(20), |req, reply| reply.extend_from_slice(req)) {
 ///         Ok(()) => {}
-///         Err(CallError::Recv(RecvError::Timeout)) => break, // nobody came
+///         Err(CallError::Timeout) => break, // nobody came
 ///         Err(e) => return Err(e.into()),
 ///     }
 /// }
@@ -212,7 +235,7 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
     /// reply into the (empty) vector, and sends it back under the request's id (waiting
     /// up to `timeout` again for space). A server outlives its clients: when the client
     /// has left, it waits for the next one (checking every 20 ms at most) until the
-    /// timeout, then returns `Recv(Timeout)`; a reply whose client left meanwhile is
+    /// timeout, then returns `Timeout`; a reply whose client left meanwhile is
     /// dropped.
     pub fn serve(
         &mut self,
@@ -239,11 +262,11 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
             match got {
                 Ok(r) => break r?,
                 // No client now: wait for the next one to take the channels over.
-                Err(RecvError::Disconnected) => {
+                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => {
                     let left =
                         deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
                     if left.is_zero() {
-                        return Err(RecvError::Timeout.into());
+                        return Err(CallError::Timeout);
                     }
                     std::thread::sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_millis(20));
@@ -253,7 +276,7 @@ impl<N: ChannelNotifier, I: ParksOn<N>> Server<N, I> {
         }
         out.extend_from_slice(payload);
         match self.tx.send_until(out, deadline) {
-            Err(SendError::Disconnected) => {
+            Err(SendTimeoutError::Send(SendError::Disconnected)) => {
                 tracing::debug!("client left before its reply: dropped");
                 Ok(())
             }

@@ -95,10 +95,11 @@ pub enum ChannelError {
     Config(String),
 }
 
-/// Why a send did not happen. The message stays with the caller.
+/// Why `send` failed: what every send can fail with. The message stays with the caller.
+/// `try_send` adds [`TrySendError::Full`], `send_timeout` [`SendTimeoutError::Timeout`].
 ///
 /// ```
-/// use shm_channel::{channel, SendError, Spsc};
+/// use shm_channel::{channel, SendError, Spsc, TrySendError};
 /// use shm_idle::BusySpin;
 /// use shm_notify::ThreadNotifier;
 /// let (mut tx, rx) = channel::<Spsc, ThreadNotifier, _, _>(64, BusySpin, BusySpin)?;
@@ -106,23 +107,17 @@ pub enum ChannelError {
 /// loop {
 ///     match tx.try_send(&[0; 8]) {
 ///         Ok(()) => continue,
-///         Err(SendError::Full) => break, // retry later, or use send / send_timeout
-///         Err(e) => return Err(e.into()),
+///         Err(TrySendError::Full) => break, // retry later, or use send / send_timeout
+///         Err(TrySendError::Send(e)) => return Err(e.into()),
 ///     }
 /// }
 /// drop(rx);
-/// assert!(matches!(tx.try_send(&[0; 8]), Err(SendError::Disconnected)));
+/// assert!(matches!(tx.send(&[0; 8]), Err(SendError::Disconnected)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// `try_send`: no space right now.
-    #[error("channel is full")]
-    Full,
-    /// `send_timeout`: no space before the deadline.
-    #[error("timed out waiting for space")]
-    Timeout,
     /// The reader closed its end or died.
     #[error("the receiver is gone")]
     Disconnected,
@@ -149,23 +144,113 @@ pub enum SendError {
     Truncated,
 }
 
+/// Why `try_send` (or `try_claim`) did not send: no space now, or a [`SendError`].
+///
+/// ```
+/// use shm_channel::{channel, Spsc, TrySendError};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// let (mut tx, _rx) = channel::<Spsc, ThreadNotifier, _, _>(64, BusySpin, BusySpin)?;
+/// while tx.try_send(b"fill").is_ok() {}
+/// let e = tx.try_send(b"one more").unwrap_err();
+/// assert!(e.is_full());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+// Closed by design: this condition, or what the blocking call fails with.
+#[derive(Debug, Error)]
+pub enum TrySendError {
+    /// No space right now: retry after the reader catches up.
+    #[error("channel is full")]
+    Full,
+    /// Anything a `send` can fail with.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+impl TrySendError {
+    /// Whether there was only no space (the channel is fine).
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full)
+    }
+}
+
+/// Why `send_timeout` did not send: no space before the deadline, or a [`SendError`].
+///
+/// ```
+/// use shm_channel::{channel, SendTimeoutError, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// use std::time::Duration;
+/// let (mut tx, _rx) = channel::<Spsc, ThreadNotifier, _, _>(64, BusySpin, BusySpin)?;
+/// while tx.try_send(b"fill").is_ok() {}
+/// let e = tx.send_timeout(b"late", Duration::from_millis(1)).unwrap_err();
+/// assert!(matches!(e, SendTimeoutError::Timeout));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+// Closed by design: this condition, or what the blocking call fails with.
+#[derive(Debug, Error)]
+pub enum SendTimeoutError {
+    /// No space before the deadline.
+    #[error("timed out waiting for space")]
+    Timeout,
+    /// Anything a `send` can fail with.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+impl From<io::Error> for SendTimeoutError {
+    fn from(e: io::Error) -> Self {
+        SendTimeoutError::Send(e.into())
+    }
+}
+
+impl SendTimeoutError {
+    /// The error of a wait that had no deadline, so cannot have timed out.
+    pub(crate) fn no_deadline(self) -> SendError {
+        match self {
+            SendTimeoutError::Send(e) => e,
+            SendTimeoutError::Timeout => {
+                debug_assert!(false, "a wait without a deadline timed out");
+                SendError::Io(io::ErrorKind::TimedOut.into())
+            }
+        }
+    }
+
+    pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> SendTimeoutError {
+        match self {
+            SendTimeoutError::Send(e) => SendTimeoutError::Send(e.or_truncated(seg)),
+            t => t,
+        }
+    }
+}
+
+impl TrySendError {
+    pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> TrySendError {
+        match self {
+            TrySendError::Send(e) => TrySendError::Send(e.or_truncated(seg)),
+            f => f,
+        }
+    }
+}
+
 const TRUNCATED: &str =
     "the channel's segment was truncated by another process: its pages are lost";
 
 const FORKED: &str =
     "this end belongs to the process that made it; a forked child must open an end of its own";
 
-/// Why nothing was received.
+/// Why `recv` failed: what every receive can fail with. `try_recv` adds
+/// [`TryRecvError::Empty`], `recv_timeout` [`RecvTimeoutError::Timeout`].
 ///
 /// ```
-/// use shm_channel::{channel, RecvError, Spsc};
+/// use shm_channel::{channel, RecvError, RecvTimeoutError, Spsc, TryRecvError};
 /// use shm_idle::BusySpin;
 /// use shm_notify::ThreadNotifier;
 /// use std::time::Duration;
 /// let (tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
-/// assert!(matches!(rx.try_recv(|m| m.len()), Err(RecvError::Empty)));
+/// assert!(matches!(rx.try_recv(|m| m.len()), Err(TryRecvError::Empty)));
 /// let waited = rx.recv_timeout(Duration::from_millis(1), |m| m.len());
-/// assert!(matches!(waited, Err(RecvError::Timeout)));
+/// assert!(matches!(waited, Err(RecvTimeoutError::Timeout)));
 /// drop(tx);
 /// assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -173,12 +258,6 @@ const FORKED: &str =
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RecvError {
-    /// `try_recv`: nothing there right now.
-    #[error("channel is empty")]
-    Empty,
-    /// `recv_timeout`: nothing before the deadline.
-    #[error("timed out waiting for a message")]
-    Timeout,
     /// Every writer closed its end or died, and everything they committed was read.
     #[error("all senders are gone")]
     Disconnected,
@@ -198,11 +277,88 @@ pub enum RecvError {
     Truncated,
 }
 
+/// Why `try_recv` received nothing: the channel is empty now, or a [`RecvError`].
+///
+/// ```
+/// use shm_channel::{channel, Spsc, TryRecvError};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// let (_tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+/// assert!(rx.try_recv(|m| m.to_vec()).unwrap_err().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+// Closed by design: this condition, or what the blocking call fails with.
+#[derive(Debug, Error)]
+pub enum TryRecvError {
+    /// Nothing there right now.
+    #[error("channel is empty")]
+    Empty,
+    /// Anything a `recv` can fail with.
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+}
+
+impl TryRecvError {
+    /// Whether there was only nothing to receive (the channel is fine).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+}
+
+/// Why `recv_timeout` received nothing: nothing before the deadline, or a [`RecvError`].
+///
+/// ```
+/// use shm_channel::{channel, RecvTimeoutError, Spsc};
+/// use shm_idle::BusySpin;
+/// use shm_notify::ThreadNotifier;
+/// use std::time::Duration;
+/// let (_tx, mut rx) = channel::<Spsc, ThreadNotifier, _, _>(4096, BusySpin, BusySpin)?;
+/// let e = rx.recv_timeout(Duration::from_millis(1), |m| m.len()).unwrap_err();
+/// assert!(matches!(e, RecvTimeoutError::Timeout));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+// Closed by design: this condition, or what the blocking call fails with.
+#[derive(Debug, Error)]
+pub enum RecvTimeoutError {
+    /// Nothing before the deadline.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// Anything a `recv` can fail with.
+    #[error(transparent)]
+    Recv(#[from] RecvError),
+}
+
+impl From<io::Error> for RecvTimeoutError {
+    fn from(e: io::Error) -> Self {
+        RecvTimeoutError::Recv(e.into())
+    }
+}
+
+impl RecvTimeoutError {
+    /// The error of a wait that had no deadline, so cannot have timed out.
+    pub(crate) fn no_deadline(self) -> RecvError {
+        match self {
+            RecvTimeoutError::Recv(e) => e,
+            RecvTimeoutError::Timeout => {
+                debug_assert!(false, "a wait without a deadline timed out");
+                RecvError::Io(io::ErrorKind::TimedOut.into())
+            }
+        }
+    }
+
+    pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> RecvTimeoutError {
+        match self {
+            RecvTimeoutError::Recv(e) => RecvTimeoutError::Recv(e.or_truncated(seg)),
+            t => t,
+        }
+    }
+}
+
 impl SendError {
     /// This error, or `Truncated` if the segment lost pages (then that is the cause).
     pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> SendError {
         match self {
-            SendError::Full | SendError::Truncated | SendError::Forked => self,
+            SendError::Truncated | SendError::Forked => self,
             e if seg.is_truncated() || seg.is_shrunk() => {
                 tracing::debug!(error = %e, "reported as truncated");
                 SendError::Truncated
@@ -216,7 +372,7 @@ impl RecvError {
     /// This error, or `Truncated` if the segment lost pages (then that is the cause).
     pub(crate) fn or_truncated(self, seg: &shm_ring::Segment) -> RecvError {
         match self {
-            RecvError::Empty | RecvError::Truncated | RecvError::Forked => self,
+            RecvError::Truncated | RecvError::Forked => self,
             e if seg.is_truncated() || seg.is_shrunk() => {
                 tracing::debug!(error = %e, "reported as truncated");
                 RecvError::Truncated

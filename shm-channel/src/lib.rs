@@ -97,7 +97,10 @@ mod waitset;
 #[cfg(all(feature = "tokio", not(shm_loom)))]
 pub use async_ends::{AsyncReceiver, AsyncSender};
 pub use builder::{channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_DETECT};
-pub use error::{ChannelError, RecvError, SendError};
+pub use error::{
+    ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 #[cfg(not(shm_loom))]
 pub use inspect::{channel_names, inspect, ChannelInfo};
 pub use kind::{ChannelKind, Mpsc, Spsc};

@@ -6,7 +6,7 @@ use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
 use crate::ChannelKind;
-use crate::RecvError;
+use crate::{RecvError, RecvTimeoutError, TryRecvError};
 use shm_idle::{Action, ParksOn};
 use shm_notify::Notifier;
 use shm_ring::{Consumer, ReadError};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// while the channel is empty).
 ///
 /// ```
-/// use shm_channel::{ChannelBuilder, Receiver, RecvError, Sender, Spsc};
+/// use shm_channel::{ChannelBuilder, Receiver, RecvError, Sender, Spsc, TryRecvError};
 /// use shm_idle::Backoff;
 /// use shm_notify::Futex;
 /// use std::time::Duration;
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// let mut rx: Receiver<Spsc, Futex, Backoff> =
 ///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
 /// let mut tx: Sender<Spsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
-/// assert!(matches!(rx.try_recv(|m| m.len()), Err(RecvError::Empty)));
+/// assert!(matches!(rx.try_recv(|m| m.len()), Err(TryRecvError::Empty)));
 /// for word in [&b"one"[..], b"two", b"three"] {
 ///     tx.send(word)?;
 /// }
@@ -83,11 +83,11 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
 
     /// Receives one message into `f` if one is there; never blocks (see [`Receiver::poll`]
     /// for skipped claims and `Disconnected`).
-    pub fn try_recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+    pub fn try_recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
         let mut f = Some(f);
         let mut out = None;
         match self.poll(1, |m| out = f.take().map(|f| f(m)))? {
-            0 => Err(RecvError::Empty),
+            0 => Err(TryRecvError::Empty),
             _ => Ok(out.expect("handler ran")),
         }
     }
@@ -96,15 +96,16 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
     /// `Disconnected` once every writer is gone and all they committed was read.
     pub fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
         self.recv_until(None, f)
+            .map_err(RecvTimeoutError::no_deadline)
     }
 
-    /// Like [`Receiver::recv`], giving up with `Timeout` after `timeout` (any
-    /// `Duration`: one too large for the clock means no deadline).
+    /// Like [`Receiver::recv`], giving up with [`RecvTimeoutError::Timeout`] after
+    /// `timeout` (any `Duration`: one too large for the clock means no deadline).
     pub fn recv_timeout<R>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, RecvError> {
+    ) -> Result<R, RecvTimeoutError> {
         self.recv_until(engine::deadline(timeout), f)
     }
 
@@ -158,7 +159,7 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         &mut self,
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, RecvError> {
+    ) -> Result<R, RecvTimeoutError> {
         let (mut op, engine, idle) = self.op(f);
         let link = op.end.link;
         engine
@@ -290,7 +291,7 @@ pub(crate) struct RecvOp<'a, K: ChannelKind, N, F, R> {
 }
 
 impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, R> {
-    fn run(&mut self, check: bool) -> Option<Result<R, RecvError>> {
+    fn run(&mut self, check: bool) -> Option<Result<R, RecvTimeoutError>> {
         let (f, out) = (&mut self.f, &mut self.out);
         let mut take = |m: &[u8]| *out = f.take().map(|f| f(m));
         let got = match self.end.read(1, &mut take) {
@@ -300,20 +301,20 @@ impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> RecvOp<'_, K, N, F, 
         match got {
             Ok(0) => None,
             Ok(_) => Some(Ok(self.out.take().expect("handler ran"))),
-            Err(e) => Some(Err(e)),
+            Err(e) => Some(Err(e.into())),
         }
     }
 }
 
 impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K, N, F, R> {
     type Out = R;
-    type Error = RecvError;
+    type Error = RecvTimeoutError;
 
-    fn attempt(&mut self) -> Option<Result<R, RecvError>> {
+    fn attempt(&mut self) -> Option<Result<R, RecvTimeoutError>> {
         self.run(false)
     }
 
-    fn check(&mut self) -> Option<Result<R, RecvError>> {
+    fn check(&mut self) -> Option<Result<R, RecvTimeoutError>> {
         self.run(true)
     }
 
@@ -321,8 +322,8 @@ impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K,
         *self.end.gone_seen
     }
 
-    fn timed_out() -> RecvError {
-        RecvError::Timeout
+    fn timed_out() -> RecvTimeoutError {
+        RecvTimeoutError::Timeout
     }
 }
 

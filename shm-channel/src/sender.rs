@@ -5,7 +5,7 @@ use crate::layout::Direction;
 use crate::link::{Link, Stats};
 use crate::liveness::{self, Slot};
 use crate::waiter::{self, Sleeper};
-use crate::{ChannelError, SendError};
+use crate::{ChannelError, SendError, SendTimeoutError, TrySendError};
 use crate::{ChannelKind, Mpsc};
 use shm_idle::ParksOn;
 use shm_notify::Notifier;
@@ -31,10 +31,10 @@ pub(crate) const MSG: i32 = 1;
 /// let mut tx: Sender<Mpsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
 /// let mut tx2 = tx.try_clone()?; // a second writer, with a lane of its own
 /// tx.send(b"from one")?; // waits while the ring is full
-/// tx2.try_send(b"from two")?; // never waits: Err(SendError::Full) when full
+/// tx2.try_send(b"from two")?; // never waits: Err(TrySendError::Full) when full
 /// tx.send_timeout(b"again", Duration::from_millis(10))?;
 /// let big = vec![0u8; tx.max_message_len() + 1];
-/// assert!(matches!(tx.try_send(&big), Err(SendError::TooLong { .. })));
+/// assert!(matches!(tx.send(&big), Err(SendError::TooLong { .. })));
 /// let mut got = Vec::new();
 /// while got.len() < 3 {
 ///     rx.poll(8, |m| got.push(m.to_vec()))?;
@@ -69,14 +69,23 @@ impl<K: ChannelKind, N: Notifier, I> Drop for Sender<K, N, I> {
 }
 
 impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
-    /// Sends `msg` if there is space now; never blocks. On `Err` the caller still has the
-    /// message.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+    /// Sends `msg` if there is space now; never blocks: [`TrySendError::Full`] when
+    /// there is none. On `Err` the caller still has the message.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
         self.try_send_inner(msg)
             .map_err(|e| e.or_truncated(&self.link.segment))
     }
 
-    fn try_send_inner(&mut self, msg: &[u8]) -> Result<(), SendError> {
+    fn try_send_inner(&mut self, msg: &[u8]) -> Result<(), TrySendError> {
+        self.usable()?;
+        match write_once(&mut self.producer, msg)? {
+            true => Ok(self.sent()?),
+            false => Err(TrySendError::Full),
+        }
+    }
+
+    /// `Forked`, `Truncated` or `Disconnected` if this end cannot send at all.
+    fn usable(&self) -> Result<(), SendError> {
         if self.slot.forked() {
             return Err(SendError::Forked);
         }
@@ -86,10 +95,7 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         if liveness::reader_closed(&self.link.segment) {
             return Err(SendError::Disconnected);
         }
-        match write_once(&mut self.producer, msg)? {
-            true => self.sent(),
-            false => Err(SendError::Full),
-        }
+        Ok(())
     }
 
     /// Sends `msg`, waiting for space through the idle strategy as long as needed.
@@ -97,30 +103,23 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
     /// detection interval).
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
         self.send_until(msg, None)
+            .map_err(SendTimeoutError::no_deadline)
     }
 
-    /// Like [`Sender::send`], giving up with `Timeout` after `timeout` (any `Duration`:
-    /// one too large for the clock means no deadline).
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+    /// Like [`Sender::send`], giving up with [`SendTimeoutError::Timeout`] after
+    /// `timeout` (any `Duration`: one too large for the clock means no deadline).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
         self.send_until(msg, engine::deadline(timeout))
     }
 
     /// Reserves `len` bytes to write in place; [`SendClaim::commit`] sends them. Never
-    /// blocks: `Full` when there is no space now.
-    pub fn try_claim(&mut self, len: usize) -> Result<SendClaim<'_, K, N>, SendError> {
-        if self.slot.forked() {
-            return Err(SendError::Forked);
-        }
-        if self.link.segment.is_truncated() {
-            return Err(SendError::Truncated);
-        }
-        if liveness::reader_closed(&self.link.segment) {
-            return Err(SendError::Disconnected);
-        }
+    /// blocks: [`TrySendError::Full`] when there is no space now.
+    pub fn try_claim(&mut self, len: usize) -> Result<SendClaim<'_, K, N>, TrySendError> {
+        self.usable()?;
         let claim = match self.producer.try_claim(MSG, len) {
             Ok(c) => c,
-            Err(WriteError::Full) => return Err(SendError::Full),
-            Err(e) => return Err(write_error(e).or_truncated(&self.link.segment)),
+            Err(WriteError::Full) => return Err(TrySendError::Full),
+            Err(e) => return Err(write_error(e).or_truncated(&self.link.segment).into()),
         };
         Ok(SendClaim {
             claim,
@@ -162,13 +161,13 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         &mut self,
         msg: &[u8],
         deadline: Option<Instant>,
-    ) -> Result<(), SendError> {
-        let sent = self.check_len(msg).and_then(|()| {
+    ) -> Result<(), SendTimeoutError> {
+        let sent = self.check_len(msg).map_err(Into::into).and_then(|()| {
             let (mut op, engine, idle) = self.op(msg);
             let link = op.link;
             engine.wait(link, idle, &mut op, deadline)
         });
-        sent.and_then(|()| self.sent())
+        sent.and_then(|()| Ok(self.sent()?))
             .map_err(|e| e.or_truncated(&self.link.segment))
     }
 
@@ -239,24 +238,24 @@ pub(crate) struct SendOp<'a, K: ChannelKind, N> {
 
 impl<K: ChannelKind, N: Notifier> Op for SendOp<'_, K, N> {
     type Out = ();
-    type Error = SendError;
+    type Error = SendTimeoutError;
 
-    fn attempt(&mut self) -> Option<Result<(), SendError>> {
+    fn attempt(&mut self) -> Option<Result<(), SendTimeoutError>> {
         if liveness::reader_closed(&self.link.segment) {
-            return Some(Err(SendError::Disconnected));
+            return Some(Err(SendError::Disconnected.into()));
         }
         match write_once(self.producer, self.msg) {
             Ok(false) => None,
             Ok(true) => Some(Ok(())),
-            Err(e) => Some(Err(e)),
+            Err(e) => Some(Err(e.into())),
         }
     }
 
-    fn check(&mut self) -> Option<Result<(), SendError>> {
+    fn check(&mut self) -> Option<Result<(), SendTimeoutError>> {
         let link = self.link;
         if liveness::reader_gone(&link.segment) {
             tracing::debug!("receiver is dead: disconnected");
-            return Some(Err(SendError::Disconnected));
+            return Some(Err(SendError::Disconnected.into()));
         }
         // Bits on the space word whose slot no live writer holds (a writer killed while
         // parked, or garbage) would have every wake-up passed on to no one: take each
@@ -279,8 +278,8 @@ impl<K: ChannelKind, N: Notifier> Op for SendOp<'_, K, N> {
         None
     }
 
-    fn timed_out() -> SendError {
-        SendError::Timeout
+    fn timed_out() -> SendTimeoutError {
+        SendTimeoutError::Timeout
     }
 }
 
@@ -347,7 +346,6 @@ fn write_once<K: ChannelKind>(producer: &mut Producer<K>, msg: &[u8]) -> Result<
 fn write_error(e: WriteError) -> SendError {
     match e {
         WriteError::TooLong { len, max } => SendError::TooLong { len, max },
-        WriteError::Full => SendError::Full,
         other => SendError::Corrupt(other),
     }
 }

@@ -6,6 +6,7 @@
 use shm_channel::{
     ChannelBuilder, ChannelError, Mpsc, Receiver, RecvError, SendError, Sender, Spsc,
 };
+use shm_channel::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shm_idle::{Blocking, BusySpin};
 use shm_notify::{EventFd, Futex};
 use std::time::{Duration, Instant};
@@ -139,7 +140,7 @@ fn dropping_the_receiver_ends_a_blocked_send_at_once() {
         tx.try_send(&[7; 8]).unwrap(); // 3 x 16 of the 56 bytes an SPSC ring of 64 holds
     }
     tx.try_send(&[]).unwrap();
-    assert!(matches!(tx.try_send(&[7; 8]), Err(SendError::Full)));
+    assert!(matches!(tx.try_send(&[7; 8]), Err(TrySendError::Full)));
     let dropper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         drop(rx);
@@ -173,7 +174,10 @@ fn dropping_all_senders_lets_the_reader_drain_then_disconnect() {
     got.sort();
     assert_eq!(got, [b"a", b"b"]);
     assert!(matches!(rx.recv_vec(), Err(RecvError::Disconnected)));
-    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Disconnected)));
+    assert!(matches!(
+        rx.try_recv(|_| ()),
+        Err(TryRecvError::Recv(RecvError::Disconnected))
+    ));
     t.join().unwrap();
 }
 
@@ -185,25 +189,25 @@ fn timeouts_and_try_forms() {
         .unwrap();
     let mut rx =
         Receiver::<Spsc, EventFd, Blocking>::from_fds(handoff.into_fds(), Blocking).unwrap();
-    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
+    assert!(matches!(rx.try_recv(|_| ()), Err(TryRecvError::Empty)));
     let t = Instant::now();
     assert!(matches!(
         rx.recv_timeout(Duration::from_millis(20), |_| ()),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(20));
     assert!(matches!(
         tx.try_send(&[0; 9]),
-        Err(SendError::TooLong { len: 9, max: 8 })
+        Err(TrySendError::Send(SendError::TooLong { len: 9, max: 8 }))
     ));
     for _ in 0..3 {
         tx.try_send(&[1; 8]).unwrap(); // 3 x 16 of the 56 bytes an SPSC ring of 64 holds
     }
     assert!(matches!(
         tx.send_timeout(&[1; 8], Duration::from_millis(20)),
-        Err(SendError::Timeout)
+        Err(SendTimeoutError::Timeout)
     ));
-    assert!(matches!(tx.try_claim(3), Err(SendError::Full)));
+    assert!(matches!(tx.try_claim(3), Err(TrySendError::Full)));
     assert_eq!(rx.poll(10, |m| assert_eq!(m, [1; 8])).unwrap(), 3);
     let mut c = tx.try_claim(3).unwrap();
     c.as_mut_slice().copy_from_slice(b"abc");

@@ -7,6 +7,7 @@
 
 use shm_channel::duplex::{Client, Server};
 use shm_channel::{ChannelBuilder, Event, Receiver, RecvError, SendError, Sender, Spsc, WaitSet};
+use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_idle::{Backoff, Blocking, IdleStrategy};
 use shm_notify::{EventFd, Fifo};
 use std::time::Duration;
@@ -50,7 +51,7 @@ fn recv_timeout_max_honours_the_writers_close() {
     let t = drop_later(tx);
     assert!(matches!(
         rx.recv_timeout(MAX, |_| ()),
-        Err(RecvError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     ));
     t.join().unwrap();
 }
@@ -69,7 +70,7 @@ fn send_timeout_max_honours_the_readers_close() {
     let t = drop_later(rx);
     assert!(matches!(
         tx.send_timeout(&[0; 64], MAX),
-        Err(SendError::Disconnected)
+        Err(SendTimeoutError::Send(SendError::Disconnected))
     ));
     t.join().unwrap();
 }

@@ -7,6 +7,7 @@
 
 use shm_channel::ChannelKind;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError};
+use shm_channel::{RecvTimeoutError, SendTimeoutError, TryRecvError};
 use shm_idle::ParksOn;
 use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, MAX_BODY};
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ fn matrix<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     // Every writer is gone and everything was read: the reader learns it.
     assert!(matches!(
         rx.recv_timeout(Duration::from_secs(10), |_| ()),
-        Err(RecvError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     ));
     let s = rx.stats();
     eprintln!("{kind}/{notifier}/{idle}: reader {s:?}");
@@ -142,7 +143,10 @@ fn killed_reader_disconnects_a_blocked_writer() {
     let r = tx.send_timeout(&[1; 100], Duration::from_secs(20));
     let took = t.elapsed();
     killer.join().unwrap();
-    assert!(matches!(r, Err(SendError::Disconnected)), "{r:?}");
+    assert!(
+        matches!(r, Err(SendTimeoutError::Send(SendError::Disconnected))),
+        "{r:?}"
+    );
     assert!(
         took < Duration::from_millis(50) + detect * 3,
         "noticed after {took:?}"
@@ -190,7 +194,10 @@ fn killed_writer<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
         }
     };
     assert_eq!(got, 300, "{notifier}: committed messages lost");
-    assert!(matches!(r, RecvError::Disconnected), "{notifier}: {r:?}");
+    assert!(
+        matches!(r, RecvTimeoutError::Recv(RecvError::Disconnected)),
+        "{notifier}: {r:?}"
+    );
 }
 
 /// MPSC producer holding a claim, alive, then killed between claim and commit: the other
@@ -238,7 +245,7 @@ fn mpsc_producer_killed_between_claim_and_commit() {
         .unwrap();
     }
     eprintln!("200 messages beside an open claim in {:?}", t.elapsed());
-    assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
+    assert!(matches!(rx.try_recv(|_| ()), Err(TryRecvError::Empty)));
 }
 
 /// Peer restart: a reader killed with SIGKILL can be replaced; the new reader resumes at

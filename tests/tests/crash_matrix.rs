@@ -10,6 +10,7 @@ use shm_channel::ChannelKind;
 use shm_channel::{
     ChannelBuilder, ChannelNotifier, Handoff, Receiver, RecvError, SendError, Sender,
 };
+use shm_channel::{RecvTimeoutError, SendTimeoutError, TryRecvError};
 use shm_idle::ParksOn;
 use shm_tests::{dispatch, read_line, unique_name, verify, MakeIdle, Peer, Rng, MAX_BODY};
 use std::io::BufRead;
@@ -111,10 +112,10 @@ impl Checker {
                 Ok(r) => r?,
                 // Also the answer of a park that lasted to the deadline (a missed
                 // wake-up or liveness check): that one is a failure.
-                Err(RecvError::Disconnected) if t.elapsed() >= WAIT / 2 => {
+                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) if t.elapsed() >= WAIT / 2 => {
                     return Err(format!("Disconnected only after {:?}", t.elapsed()))
                 }
-                Err(RecvError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(()),
                 Err(e) => return Err(format!("after {:?}: {e}", self.next)),
             }
         }
@@ -177,7 +178,7 @@ fn writer_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     while reading && Instant::now() < kill_at {
         match rx.try_recv(|m| checker.check(m)) {
             Ok(r) => r?,
-            Err(RecvError::Empty) => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -313,7 +314,7 @@ fn claimer_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
     while Instant::now() < kill_at {
         match rx.try_recv(|m| checker.check(m)) {
             Ok(r) => r?,
-            Err(RecvError::Empty) => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -407,7 +408,7 @@ fn reader_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
         }
     };
     let killed = killer.join().unwrap();
-    if !matches!(r, SendError::Disconnected) {
+    if !matches!(r, SendTimeoutError::Send(SendError::Disconnected)) {
         return Err(format!("send: {r}"));
     }
     Ok(killed.elapsed())
@@ -473,7 +474,7 @@ fn restart_round<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N> + MakeIdle>(
         }
     };
     killer.join().unwrap();
-    if !matches!(stop, SendError::Disconnected) {
+    if !matches!(stop, SendTimeoutError::Send(SendError::Disconnected)) {
         return Err(format!("send: {stop}"));
     }
     let last = printed.join().unwrap();

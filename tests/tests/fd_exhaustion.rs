@@ -2,6 +2,7 @@
 //! reader or writer never takes its live peer for dead, a live channel is never called
 //! stale, and what does need an fd fails with an error that names the cause.
 
+use shm_channel::RecvTimeoutError;
 use shm_channel::{is_stale, ChannelBuilder, Receiver, RecvError, Sender, Spsc};
 use shm_idle::Backoff;
 use shm_notify::{Fifo, Futex};
@@ -92,7 +93,7 @@ fn a_writer_out_of_fds_keeps_its_live_reader() {
     let sent: u64 = loop {
         match rx.recv_timeout(WAIT, &mut check) {
             Ok(r) => r.unwrap(),
-            Err(RecvError::Disconnected) => {
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => {
                 let line = read_line(&mut w);
                 break line.strip_prefix("sent ").expect("sent N").parse().unwrap();
             }

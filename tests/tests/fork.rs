@@ -5,6 +5,7 @@
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use shm_channel::{ChannelBuilder, ChannelError, Receiver, RecvError, SendError, Sender, Spsc};
+use shm_channel::{RecvTimeoutError, TryRecvError, TrySendError};
 use shm_idle::Backoff;
 use shm_notify::Fifo;
 use shm_tests::unique_name;
@@ -17,21 +18,30 @@ type Tx = Sender<Spsc, Fifo, Backoff>;
 
 /// What the child does with the parent's ends; its exit code names the first failure.
 fn in_child(mut tx: Tx, mut rx: Rx) -> i32 {
-    if !matches!(tx.try_send(b"child"), Err(SendError::Forked)) {
+    if !matches!(
+        tx.try_send(b"child"),
+        Err(TrySendError::Send(SendError::Forked))
+    ) {
         return 1;
     }
     if !matches!(tx.send(b"child"), Err(SendError::Forked)) {
         return 2;
     }
-    if !matches!(tx.try_claim(4).map(drop), Err(SendError::Forked)) {
+    if !matches!(
+        tx.try_claim(4).map(drop),
+        Err(TrySendError::Send(SendError::Forked))
+    ) {
         return 3;
     }
-    if !matches!(rx.try_recv(|_| ()), Err(RecvError::Forked)) {
+    if !matches!(
+        rx.try_recv(|_| ()),
+        Err(TryRecvError::Recv(RecvError::Forked))
+    ) {
         return 4;
     }
     if !matches!(
         rx.recv_timeout(Duration::from_millis(1), |_| ()),
-        Err(RecvError::Forked)
+        Err(RecvTimeoutError::Recv(RecvError::Forked))
     ) {
         return 5;
     }
@@ -62,7 +72,7 @@ fn a_forked_child_can_neither_use_nor_close_the_parents_ends() {
             assert_eq!(rx.recv_timeout(WAIT, <[u8]>::to_vec).unwrap(), b"before");
             tx.send(b"after").unwrap();
             assert_eq!(rx.recv_timeout(WAIT, <[u8]>::to_vec).unwrap(), b"after");
-            assert!(matches!(rx.try_recv(|_| ()), Err(RecvError::Empty)));
+            assert!(matches!(rx.try_recv(|_| ()), Err(TryRecvError::Empty)));
             // The name and the FIFOs are still there, and the writer slot is still ours.
             match Tx::open(&name, Backoff::default()) {
                 Err(ChannelError::WriterAttached { pid }) => {
@@ -103,9 +113,12 @@ fn a_forked_child_does_not_keep_its_dead_parents_end_alive() {
     unsafe { libc::kill(child, libc::SIGKILL) };
     drop(parent);
     assert!(
-        matches!(live, Err(RecvError::Timeout)),
+        matches!(live, Err(RecvTimeoutError::Timeout)),
         "live writer: {live:?}"
     );
-    assert!(matches!(dead, Err(RecvError::Disconnected)), "{dead:?}");
+    assert!(
+        matches!(dead, Err(RecvTimeoutError::Recv(RecvError::Disconnected))),
+        "{dead:?}"
+    );
     assert!(took < Duration::from_secs(2), "noticed after {took:?}");
 }

@@ -5,7 +5,10 @@
 //! SIGKILLed one is noticed within the detection interval, and stale and reclaim never
 //! touch a live channel. Needs root (namespaces); without it each test says it skipped.
 
-use shm_channel::{ChannelBuilder, Receiver, RecvError, SendError, Sender, Spsc};
+use shm_channel::{
+    ChannelBuilder, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender,
+    Spsc,
+};
 use shm_idle::Backoff;
 use shm_notify::Futex;
 use shm_tests::{read_line, unique_name, verify, Peer, MAX_BODY};
@@ -73,11 +76,11 @@ where
         });
         match got {
             Ok(r) => r?,
-            Err(RecvError::Timeout) if until.is_some() => return Ok(false),
-            Err(RecvError::Disconnected) if t.elapsed() >= WAIT / 2 => {
+            Err(RecvTimeoutError::Timeout) if until.is_some() => return Ok(false),
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) if t.elapsed() >= WAIT / 2 => {
                 return Err(format!("Disconnected only after {:?}", t.elapsed()))
             }
-            Err(RecvError::Disconnected) => return Ok(true),
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(true),
             Err(e) => return Err(format!("after {next} messages: {e}")),
         }
     }
@@ -310,8 +313,10 @@ where
     let at = Instant::now();
     let killed = killer.join().unwrap();
     match e {
-        SendError::Disconnected if at >= killed => Ok(at - killed),
-        SendError::Disconnected => Err("a live reader was reported gone".into()),
+        SendTimeoutError::Send(SendError::Disconnected) if at >= killed => Ok(at - killed),
+        SendTimeoutError::Send(SendError::Disconnected) => {
+            Err("a live reader was reported gone".into())
+        }
         e => Err(format!("send: {e}")),
     }
 }

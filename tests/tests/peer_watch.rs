@@ -5,6 +5,7 @@
 
 use shm_channel::ChannelKind;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Handoff, RecvError, SendError};
+use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_idle::ParksOn;
 use shm_tests::{create_receiver, dispatch, read_line, unique_name, MakeIdle, Peer};
 use std::time::{Duration, Instant};
@@ -78,7 +79,10 @@ fn writer_killed_while_the_reader_sleeps<K, N, I>(
     let r = rx.recv_timeout(LONG, |_| ());
     let (done, killed) = (Instant::now(), killer.join().unwrap());
     let what = format!("{kind}/{notifier}/{idle}");
-    assert!(matches!(r, Err(RecvError::Disconnected)), "{what}: {r:?}");
+    assert!(
+        matches!(r, Err(RecvTimeoutError::Recv(RecvError::Disconnected))),
+        "{what}: {r:?}"
+    );
     check_parks(&what, watched, rx.stats().parks - before);
     eprintln!(
         "{what}: writer's death noticed {:?} after the kill, {} parks",
@@ -143,7 +147,7 @@ where
     // until the deadline: only a prompt one shows that the new writer was watched.
     let took = t.elapsed();
     assert!(
-        matches!(r, Err(RecvError::Disconnected)) && took < LONG / 2,
+        matches!(r, Err(RecvTimeoutError::Recv(RecvError::Disconnected))) && took < LONG / 2,
         "{notifier}: {r:?} after {took:?} (the new writer was not watched)"
     );
     eprintln!("{notifier}: a writer that attached and died noticed after {took:?}");
@@ -178,7 +182,7 @@ where
     let r = tx.send_timeout(&[1; 100], LONG);
     let (done, killed) = (Instant::now(), killer.join().unwrap());
     assert!(
-        matches!(r, Err(SendError::Disconnected)),
+        matches!(r, Err(SendTimeoutError::Send(SendError::Disconnected))),
         "{notifier}: {r:?}"
     );
     check_parks(notifier, watched, tx.stats().parks - before);
@@ -219,14 +223,14 @@ fn an_epoll_reader_behind_an_open_claim_does_not_spin_on_a_dead_peer() {
     assert_eq!(read_line(&mut idle_writer), "sent");
     // An untimed park: the watch fd joins the EpollPark's set.
     let r = rx.recv_timeout(Duration::from_millis(200), |_| ());
-    assert!(matches!(r, Err(RecvError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(RecvTimeoutError::Timeout)), "{r:?}");
     let mut claimer = peer(&["claim-hang", "mpsc", "fifo", "epoll", &name], None);
     assert_eq!(read_line(&mut claimer), "claimed");
     let before = rx.stats().parks;
     let killer = kill_later(idle_writer);
     let r = rx.recv_timeout(2 * IDLE, |_| ());
     killer.join().unwrap();
-    assert!(matches!(r, Err(RecvError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(RecvTimeoutError::Timeout)), "{r:?}");
     // At most timed parks at the liveness interval over 1.2 s: about 24 (a spin: many
     // thousands).
     let parks = rx.stats().parks - before;

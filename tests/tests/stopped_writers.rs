@@ -13,6 +13,7 @@
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use shm_channel::RecvTimeoutError;
 use shm_channel::{ChannelBuilder, Mpsc, Receiver, RecvError, Spsc};
 use shm_idle::Backoff;
 use shm_notify::Futex;
@@ -140,7 +141,7 @@ fn mpsc_writers_stopped_at_random_points_lose_corrupt_and_hold_back_nothing() {
                 }
                 last = now;
             }
-            Err(RecvError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {}
             Err(e) => panic!("{e}"),
         }
     }
@@ -163,7 +164,8 @@ fn mpsc_writers_stopped_at_random_points_lose_corrupt_and_hold_back_nothing() {
             checker.check(m);
         }) {
             // Disconnected: all of them closed, and we have yet to reap them.
-            Ok(()) | Err(RecvError::Timeout | RecvError::Disconnected) => {}
+            Ok(())
+            | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Recv(RecvError::Disconnected)) => {}
             Err(e) => panic!("{e}"),
         }
         for (w, s) in writers.iter_mut().zip(&mut status) {
@@ -189,7 +191,7 @@ fn mpsc_writers_stopped_at_random_points_lose_corrupt_and_hold_back_nothing() {
             checker.check(m);
         }) {
             Ok(()) => {}
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => break,
             Err(e) => panic!("draining: {e}"),
         }
     }

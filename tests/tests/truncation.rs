@@ -3,6 +3,7 @@
 //! and the reader (a peer process) each get `Truncated`, and a fresh channel of the same
 //! name works afterwards. For futex, FIFO and semaphore channels.
 
+use shm_channel::SendTimeoutError;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, SendError, Sender, Spsc};
 use shm_idle::Backoff;
 use shm_notify::{Fifo, Futex, Semaphore};
@@ -87,7 +88,7 @@ where
 
     let (tx, err, sent, _) = writer.join().expect("the writer thread survives");
     assert!(
-        matches!(err, SendError::Truncated),
+        matches!(err, SendTimeoutError::Send(SendError::Truncated)),
         "writer: {err} after {sent}"
     );
     let status = reader.wait_timeout(WAIT);

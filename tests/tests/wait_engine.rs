@@ -16,6 +16,7 @@ use shm_channel::{
     AsyncReceiver, ChannelBuilder, ChannelNotifier, Event, Handoff, Mpsc, Receiver, RecvError,
     Sender, Spsc, Token, WaitSet,
 };
+use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_idle::{Blocking, ParksOn};
 use shm_notify::{EventFd, Fifo, Futex};
 use shm_tests::{read_line, unique_name, verify, Peer, MAX_BODY};
@@ -113,18 +114,18 @@ impl Reader {
 
     /// The next message; `Err(Disconnected)` at the end of the stream, `Err(Timeout)`
     /// when nothing came within `within`.
-    fn next(&mut self, within: Duration) -> Result<Vec<u8>, RecvError> {
+    fn next(&mut self, within: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(m) = self.queue.pop_front() {
                 return Ok(m);
             }
             if self.disconnected {
-                return Err(RecvError::Disconnected);
+                return Err(RecvError::Disconnected.into());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(RecvError::Timeout);
+                return Err(RecvTimeoutError::Timeout);
             }
             let q = &mut self.queue;
             match self.path {
@@ -136,12 +137,12 @@ impl Reader {
                 }
                 Path::TryRecv => match self.rx.as_mut().unwrap().try_recv(<[u8]>::to_vec) {
                     Ok(m) => q.push_back(m),
-                    Err(RecvError::Empty) => std::thread::sleep(Duration::from_micros(200)),
-                    Err(e) => return Err(e),
+                    Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_micros(200)),
+                    Err(TryRecvError::Recv(e)) => return Err(e.into()),
                 },
                 Path::Recv => {
                     let _dog = Watchdog::new("untimed recv");
-                    return self.rx.as_mut().unwrap().recv_vec();
+                    return Ok(self.rx.as_mut().unwrap().recv_vec()?);
                 }
                 Path::RecvTimeout => {
                     return self.rx.as_mut().unwrap().recv_timeout(left, <[u8]>::to_vec)
@@ -159,8 +160,8 @@ impl Reader {
                     let (rt, arx) = self.rt.as_mut().unwrap();
                     return rt.block_on(async {
                         match tokio::time::timeout(left, arx.recv_vec()).await {
-                            Ok(r) => r,
-                            Err(_) => Err(RecvError::Timeout),
+                            Ok(r) => Ok(r?),
+                            Err(_) => Err(RecvTimeoutError::Timeout),
                         }
                     });
                 }
@@ -224,7 +225,7 @@ fn dead_claimer_then_live_writer(path: Path) {
     live.kill();
     let killed = Instant::now();
     match reader.next(WAIT) {
-        Err(RecvError::Disconnected) => {}
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => {}
         other => panic!("{path:?}: expected Disconnected, got {other:?}"),
     }
     let took = killed.elapsed();
@@ -267,7 +268,7 @@ fn every_writer_dead(path: Path) {
         }
     };
     assert!(
-        matches!(end, RecvError::Disconnected),
+        matches!(end, RecvTimeoutError::Recv(RecvError::Disconnected)),
         "{path:?}: after {} messages: {end}",
         got.len()
     );
@@ -371,7 +372,7 @@ where
     let (cpu, spurious) = (thread_cpu(), rx.stats().spurious_wakes);
     let r = rx.recv_timeout(IDLE, |_| ());
     let (cpu, spurious) = (thread_cpu() - cpu, rx.stats().spurious_wakes - spurious);
-    assert!(matches!(r, Err(RecvError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(RecvTimeoutError::Timeout)), "{r:?}");
     assert_idle(&format!("{notifier} reader successor"), cpu, spurious);
     drop(tx);
 }
@@ -412,7 +413,10 @@ where
     let (cpu, spurious) = (thread_cpu(), tx.stats().spurious_wakes);
     let r = tx.send_timeout(&msg, IDLE);
     let (cpu, spurious) = (thread_cpu() - cpu, tx.stats().spurious_wakes - spurious);
-    assert!(matches!(r, Err(shm_channel::SendError::Timeout)), "{r:?}");
+    assert!(
+        matches!(r, Err(shm_channel::SendTimeoutError::Timeout)),
+        "{r:?}"
+    );
     assert_idle(&format!("{notifier} writer successor"), cpu, spurious);
     stop.send(()).unwrap();
     drop(reader.join().unwrap());
@@ -524,7 +528,10 @@ fn a_stale_space_waiter_word_delays_a_writer_by_at_most_the_liveness_interval() 
         let (cpu, spurious) = (thread_cpu(), tx.stats().spurious_wakes);
         let r = tx.send_timeout(&msg, IDLE);
         let (cpu, spurious) = (thread_cpu() - cpu, tx.stats().spurious_wakes - spurious);
-        assert!(matches!(r, Err(shm_channel::SendError::Timeout)), "{r:?}");
+        assert!(
+            matches!(r, Err(shm_channel::SendTimeoutError::Timeout)),
+            "{r:?}"
+        );
         assert_idle(
             &format!("writer on stale space word {stale:#x}"),
             cpu,

@@ -3,6 +3,7 @@
 //! with an error that names the live writer; a dead writer's place is taken over, and
 //! nothing committed is lost.
 
+use shm_channel::RecvTimeoutError;
 use shm_channel::{ChannelBuilder, ChannelError, Mpsc, Receiver, RecvError, Sender, Spsc};
 use shm_idle::Backoff;
 use shm_notify::{EventFd, Futex};
@@ -127,7 +128,7 @@ fn two_spsc_writer_processes_lose_nothing() {
                 verify(5, id, seq, max, &m[4..], &mut scratch).unwrap();
                 next[id as usize] += 1;
             }
-            Err(RecvError::Timeout | RecvError::Disconnected) => {
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Recv(RecvError::Disconnected)) => {
                 for (i, p) in pending.iter_mut().enumerate() {
                     if let Some(status) = p.as_mut().and_then(Peer::try_wait) {
                         ok[i] = status.success();

@@ -291,7 +291,7 @@ fn claim_loop<K: ChannelKind, N: shm_channel::ChannelNotifier, I: ParksOn<N> + M
         let mut claim = loop {
             match w.tx.try_claim(body.len()) {
                 Ok(c) => break c,
-                Err(shm_channel::SendError::Full) => std::thread::yield_now(),
+                Err(shm_channel::TrySendError::Full) => std::thread::yield_now(),
                 Err(e) => return Err(format!("seq {seq}: {e}")),
             }
         };

@@ -22,6 +22,7 @@
 
 use shm_channel::Mpsc;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, RecvError, SendError, Sender};
+use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_idle::Backoff;
 use shm_notify::{Fifo, Futex, Semaphore};
 use shm_tests::{unique_name, Peer, Rng, MAX_BODY};
@@ -83,7 +84,7 @@ where
         shm_tests::encode_message(seed, id, seq, max, &mut rec, &mut body);
         match tx.send_timeout(&body, Duration::from_secs(20)) {
             Ok(()) => {}
-            Err(SendError::Disconnected) => return Ok(READER_GONE),
+            Err(SendTimeoutError::Send(SendError::Disconnected)) => return Ok(READER_GONE),
             Err(e) => return Err(format!("writer {id} seq {seq}: {e}")),
         }
     }
@@ -137,7 +138,7 @@ where
         });
         match r {
             Ok(checked) => checked?,
-            Err(RecvError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(()),
             Err(e) => return Err(format!("reader: {e}")),
         }
         n += 1;

@@ -42,6 +42,9 @@
 mod consumer;
 mod error;
 mod kind;
+// The header's byte offsets and limits, for the project's own tests and tools; what a
+// user needs of it (`Kind`, `Counter`, `LAYOUT_VERSION`) is re-exported below.
+#[doc(hidden)]
 pub mod layout;
 mod producer;
 pub mod record;

@@ -29,8 +29,17 @@ fn caught(fault: Fault, model: fn()) {
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
+    // Caught only for the failure the fault is about, not any panic on the way.
+    assert!(
+        CAUGHT_AS.iter().any(|kind| why.contains(kind)),
+        "{fault:?} failed the model, but not as a lost wake-up or a phantom sleeper: {why}"
+    );
     eprintln!("{fault:?} caught: {why}");
 }
+
+/// How a fault of the waiter protocol shows: a sleeper nobody wakes (loom's deadlock) or
+/// a waiter word left busy at the end (`loom_common::finish`).
+const CAUGHT_AS: [&str; 2] = ["deadlock", "waiter words not idle at the end"];
 
 macro_rules! mutants {
     ($($module:ident => $fault:ident: [$($model:ident),+ $(,)?];)*) => {$(

@@ -366,8 +366,9 @@ fn advice(rows: &[Row]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "- a default: `{name}` is on the front, or within 1.25x of its latency at no more \
-             CPU, in {n} of {} cases{}; then {}.",
+            "- a default: `{name}` (with the best notifier of each case) is on the front, or \
+             within 1.25x of its latency at no more CPU, in {n} of {} cases{}; then {}. The \
+             `adaptive` summary below gives each notifier's row.",
             cells.len(),
             if missed.is_empty() {
                 String::new()

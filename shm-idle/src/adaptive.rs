@@ -33,8 +33,9 @@ const WARMUP: u32 = 16;
 /// Exploring waits: one in `EXPLORE.0` while exploration finds messages past the limit,
 /// doubling to one in `EXPLORE.1` while it does not.
 const EXPLORE: (u32, u32) = (16, 256);
-/// A bucket is trusted once this many waits reached it.
-const MIN_AT_RISK: f32 = 2.0;
+/// A bucket is trusted once this many waits (of the fading window) reached it: one, so a
+/// gap as rare as one wait in a hundred or two still shows (the counts fade at 256).
+const MIN_AT_RISK: f32 = 1.0;
 /// The counts halve when this many waits reached the first bucket: old waits fade.
 const FADE_AT: f32 = 256.0;
 /// The ramp of timed parks after a spin (see `Adaptive::next_park`): the first at least
@@ -56,8 +57,9 @@ const CREDIT_CAP_NS: f64 = 1_000_000.0;
 ///
 /// - the wake-up cost `W`: after each park a notify ended, the channel tells the strategy
 ///   how late it ran after the waker's notify ([`IdleStrategy::woken`]);
-/// - the gaps: how long each wait spun before the message came, or that it spun its
-///   whole limit and parked (then the gap is only known to be longer).
+/// - the gaps: how long each wait spun before the message came; for a wait that spun
+///   its whole limit and parked, when its message came (dated by the notify's lateness,
+///   or bounded by the ramp's timer that found it), or only that it was longer.
 ///
 /// From the waits it keeps a survival curve over time buckets √2 apart (Kaplan-Meier:
 /// the share of waits still empty after spinning `t`, which counts waits cut short by
@@ -107,6 +109,9 @@ pub struct Adaptive {
     samples: u32,
     waits: u32,
     wakes: u32,
+    /// The wake-up being reported was asked for only to date a message (`woken` then
+    /// leaves `W` alone: it is sampled one wake-up in `WAKE_SAMPLE_EVERY`).
+    gap_only: bool,
     explore_every: u32,
     /// Spin time the CPU budget allows now (ns), and when it was last topped up.
     credit: f64,
@@ -136,6 +141,14 @@ struct Wait {
     polls_at_read: u32,
     /// The next timed park of the ramp after the spin (ns; 0: park untimed).
     ramp: u64,
+    /// A wait that parked after spinning this long, not learnt yet: when a notify ends
+    /// the park, the message's arrival is known (`woken`); when the ramp's timer ends
+    /// it and the message is there, it came before that timer (`reset`); else the wait
+    /// counts as cut short here.
+    pending: Option<u64>,
+    /// The latest timed park of the ramp: when it began (ns into the wait), and for how
+    /// long. Each later call found the ring still empty.
+    timed: Option<(u64, u64)>,
 }
 
 impl Adaptive {
@@ -172,6 +185,7 @@ impl Adaptive {
             samples: 0,
             waits: 0,
             wakes: 0,
+            gap_only: false,
             explore_every: EXPLORE.0,
             credit: 0.0,
             topped_up: now,
@@ -224,6 +238,8 @@ impl Adaptive {
             spun: 0,
             polls_at_read: 0,
             ramp: 0,
+            pending: None,
+            timed: None,
         };
     }
 
@@ -231,7 +247,8 @@ impl Adaptive {
     fn park(&mut self, spun: u64) -> Action {
         self.wait.parked = true;
         if self.wait.limit > 0 {
-            self.learn(spun, false);
+            self.credit -= spun as f64;
+            self.wait.pending = Some(spun);
         }
         // Not after an exploring spin where parking at once pays: on one CPU each timer
         // wake-up would take the peer's time.
@@ -255,13 +272,17 @@ impl Adaptive {
             return Action::Park(None);
         }
         self.wait.ramp = ramp * 2;
+        if self.wait.pending.is_some() {
+            let at = self.clock.now().saturating_sub(self.wait.start);
+            self.wait.timed = Some((at, ramp));
+        }
         crate::slack::for_wait(Some(Duration::from_nanos(ramp)));
         Action::Park(Some(Duration::from_nanos(ramp)))
     }
 
-    /// Learns from a wait that spun `spun` ns: the message `came` then, or it parked.
+    /// Learns from a wait that lasted `spun` ns: the message `came` then, or it was cut
+    /// short there (it parked and its message's arrival is not known).
     fn learn(&mut self, spun: u64, came: bool) {
-        self.credit -= spun as f64;
         for k in 0..BUCKETS {
             let (start, end) = bucket(k);
             if came {
@@ -409,7 +430,15 @@ impl IdleStrategy for Adaptive {
                 self.poll_ns = (self.poll_ns * 7 + per_poll.max(1)) / 8;
             }
             let spun = w.spun + u64::from(w.polls - w.polls_at_read) * self.poll_ns;
+            self.credit -= spun as f64;
             self.learn(spun, true);
+        } else if let Some(spun) = w.pending {
+            match w.timed {
+                // Found after the latest timer: it came before that timer ran out (the
+                // ramp doubles, so this overstates the gap by less than 2x).
+                Some((at, timeout)) if at + timeout > spun => self.learn(at + timeout, true),
+                _ => self.learn(spun, false),
+            }
         }
         self.wait = Wait::default();
     }
@@ -419,18 +448,37 @@ impl IdleStrategy for Adaptive {
     }
 
     /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up): a measurement is two
-    /// clock reads, which on one CPU add to every round trip.
+    /// clock reads, which on one CPU add to every round trip. And every wake-up of a
+    /// park that followed a spin: the lateness dates the message that ended the wait.
     fn wants_wake_cost(&mut self) -> bool {
         self.wakes = self.wakes.wrapping_add(1);
-        self.samples < WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0
+        let sample = self.samples < WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0;
+        self.gap_only = !sample;
+        sample || self.wait.pending.is_some()
     }
 
-    /// Learns the wake-up cost; the limit follows with the next wait that spins.
+    /// Learns the wake-up cost (the limit follows with the next wait that spins), and
+    /// when the woken wait had spun, its gap: the notify came with the message, `late`
+    /// before now. Without that a park only says "longer than the limit", and gaps past
+    /// the limit would be seen by the rare exploring waits alone: a jittery writer's
+    /// occasional long gap would then be parked on for ever (a spinning reader's p99).
     fn woken(&mut self, late: Option<Duration>) {
         let Some(late) = late else { return };
-        let sample = (late.as_nanos().min(u128::from(u64::MAX)) as u64)
-            .clamp(WAKE_RANGE_NS.0, WAKE_RANGE_NS.1);
-        self.wake_ns = (self.wake_ns * 7 + sample) / 8;
+        let late = late.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if let Some(spun) = self.wait.pending.take() {
+            let arrived = self
+                .clock
+                .now()
+                .saturating_sub(self.wait.start)
+                .saturating_sub(late);
+            // A notify for a message published before the park began is the waker's
+            // timing, not a gap: count the wait as cut short, as without a notify.
+            self.learn(arrived.max(spun), arrived > spun);
+        }
+        if !std::mem::take(&mut self.gap_only) {
+            let sample = late.clamp(WAKE_RANGE_NS.0, WAKE_RANGE_NS.1);
+            self.wake_ns = (self.wake_ns * 7 + sample) / 8;
+        }
     }
 }
 

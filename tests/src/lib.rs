@@ -542,3 +542,24 @@ where
         )),
     }
 }
+
+/// A copy of a test binary that another user may run (the build tree may not be
+/// reachable for them), removed on drop.
+#[derive(Debug)]
+pub struct SharedCopy(pub std::path::PathBuf);
+
+impl SharedCopy {
+    pub fn new(bin: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(unique_name("peer-bin"));
+        std::fs::copy(bin, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        SharedCopy(path)
+    }
+}
+
+impl Drop for SharedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -7,7 +7,7 @@ use shm_channel::{ChannelBuilder, ChannelError, Receiver, Sender, Spsc};
 use shm_idle::Backoff;
 use shm_notify::{EventFd, Fifo, Futex, Semaphore};
 use shm_ring::SegmentError;
-use shm_tests::{read_line, unique_name, Peer};
+use shm_tests::{read_line, unique_name, Peer, SharedCopy};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -159,26 +159,6 @@ fn a_notifier_that_does_not_fit_the_mode_names_those_that_do() {
     );
 }
 
-/// A copy of the peer binary that another user may run (the build tree may not be
-/// reachable for them), removed on drop.
-struct SharedCopy(std::path::PathBuf);
-
-impl SharedCopy {
-    fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let path = std::env::temp_dir().join(unique_name("channel-peer-bin"));
-        std::fs::copy(env!("CARGO_BIN_EXE_channel_peer"), &path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SharedCopy(path)
-    }
-}
-
-impl Drop for SharedCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn another_users_channel_points_to_the_fd_handover() {
     let name = unique_name("err-uid");
@@ -202,7 +182,7 @@ fn another_users_channel_points_to_the_fd_handover() {
     std::os::unix::fs::chown(&path, Some(0), None).unwrap();
 
     // A process of another user opening our 0600 segment: permission denied, and why.
-    let bin = SharedCopy::new();
+    let bin = SharedCopy::new(env!("CARGO_BIN_EXE_channel_peer"));
     let log = std::env::temp_dir().join(unique_name("err-uid-log"));
     let mut cmd = Command::new(&bin.0);
     cmd.args(["send", "spsc", "futex", "backoff", &name, "1", "1", "0"])

@@ -6,7 +6,7 @@
 use shm_notify::handover::{self, HandoverError};
 use shm_notify::{EventFd, Fifo, Futex, Notifier, Semaphore, Wait};
 use shm_ring::{Kind, Segment, SegmentOptions};
-use shm_tests::{unique_name, Peer};
+use shm_tests::{unique_name, Peer, SharedCopy};
 use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
@@ -199,26 +199,6 @@ fn socket_peer(role: &str, name: &str) -> Peer {
     Peer::spawn(cmd, None)
 }
 
-/// A copy of the peer binary that another user can execute: the build directory may
-/// sit in a private (0700) directory, as in a `mktemp -d` clone. Removed on drop.
-struct SharedCopy(std::path::PathBuf);
-
-impl SharedCopy {
-    fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let path = std::env::temp_dir().join(unique_name("peer-bin"));
-        std::fs::copy(env!("CARGO_BIN_EXE_notify_peer"), &path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        SharedCopy(path)
-    }
-}
-
-impl Drop for SharedCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// An unrelated process (it inherits nothing) sends us its eventfd; we notify through
 /// the received fd and the sender, waiting on its own copy, wakes.
 #[test]
@@ -265,7 +245,7 @@ fn peer_of_another_uid_is_refused() {
                          // As root we can also start a real peer under another uid (nobody).
     if me == 0 {
         let (listener, name) = listen();
-        let bin = SharedCopy::new();
+        let bin = SharedCopy::new(env!("CARGO_BIN_EXE_notify_peer"));
         let mut cmd = Command::new(&bin.0);
         cmd.args(["send-efd", "socket", &name]);
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);

@@ -223,8 +223,16 @@ fn open_named<N: ChannelNotifier>(
             .and_then(|seg| attach(seg, Some(name), VecDeque::new(), crate::DEFAULT_DETECT));
         let not_yet = match &result {
             Err(ChannelError::Segment(SegmentError::NotFound(_))) => true,
-            Err(ChannelError::Io { what, source }) => {
-                *what == "open fifo" && source.kind() == std::io::ErrorKind::NotFound
+            Err(ChannelError::Io { what, source })
+                if *what == "open fifo" && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                // Not made yet, or never will be: a creator killed between publishing the
+                // segment and making its FIFOs leaves a stale channel, not a late one.
+                // (A creator that is only stopped holds its lock: it is waited for.)
+                if Segment::is_stale(name).unwrap_or(false) {
+                    return Err(SegmentError::Stale(name.to_owned()).into());
+                }
+                true
             }
             _ => false,
         };

@@ -196,3 +196,30 @@ fn another_users_channel_points_to_the_fd_handover() {
         assert!(stderr.contains(hint), "{stderr:?} does not say {hint:?}");
     }
 }
+
+/// A dead creator's channel whose FIFOs are gone (killed between publishing the segment
+/// and making them): `open_timeout` says stale at once instead of waiting for FIFOs that
+/// will never come.
+#[test]
+fn open_timeout_does_not_wait_for_a_dead_creators_fifos() {
+    let name = unique_name("err-nofifo");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel_peer"));
+    cmd.args(["create-hang", "spsc", "fifo", "backoff", &name])
+        .stdout(Stdio::piped());
+    let mut creator = Peer::spawn(cmd, None);
+    assert_eq!(read_line(&mut creator), "created");
+    creator.kill();
+    for dir in ["data", "space"] {
+        std::fs::remove_file(format!("/dev/shm/{name}.{dir}.fifo")).unwrap();
+    }
+    let t = Instant::now();
+    let err =
+        Sender::<Spsc, Fifo, Backoff>::open_timeout(&name, Backoff::default(), BOUND).unwrap_err();
+    assert!(t.elapsed() < BOUND / 2, "waited {:?}", t.elapsed());
+    assert!(
+        matches!(err, ChannelError::Segment(SegmentError::Stale(_))),
+        "{err:?}"
+    );
+    says(&err, &["reclaim_stale(true)"]);
+    shm_ring::Segment::unlink(&name).unwrap();
+}

@@ -138,6 +138,28 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Sender<K, N, I> {
         self.producer.max_message_len()
     }
 
+    /// Whether the reader is gone: closed, or found dead by a liveness check (run now:
+    /// a system call). A reader that has not attached yet, or whose state cannot be
+    /// told, is not gone. For a sender with nothing to send that still wants to know
+    /// (a bridge between hosts, say); `send` finds out by itself.
+    ///
+    /// ```
+    /// use shm_channel::{ChannelBuilder, Receiver, Sender, Spsc};
+    /// use shm_idle::Backoff;
+    /// use shm_notify::Futex;
+    /// let name = format!("doc-is-disconnected-{}", std::process::id());
+    /// let rx: Receiver<Spsc, Futex, Backoff> =
+    ///     ChannelBuilder::new().create_receiver(&name, Backoff::default())?;
+    /// let tx: Sender<Spsc, Futex, Backoff> = Sender::open(&name, Backoff::default())?;
+    /// assert!(!tx.is_disconnected());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        liveness::reader_gone(&self.link.segment)
+    }
+
     /// The idle strategy (to inspect or adjust it).
     pub fn idle_mut(&mut self) -> &mut I {
         &mut self.idle

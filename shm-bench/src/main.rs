@@ -6,6 +6,8 @@
 //! median of the repeats is reported, because on a shared VM the floors drift from
 //! minute to minute and only ratios measured side by side mean something.
 
+#[cfg(feature = "bridge")]
+mod bridge;
 mod fanin;
 #[cfg(feature = "peers")]
 mod peers;
@@ -38,6 +40,8 @@ struct Opts {
     same_cpu: bool,
     /// Add the peer libraries' rows (feature `peers`).
     peers: bool,
+    /// Add the `bridge/zenoh-tcp` rows (feature `bridge`).
+    bridge: bool,
     /// The parent's CPU and the child's (`--cpus A,B`; 0 and 1 by default).
     cpus: (usize, usize),
 }
@@ -69,7 +73,7 @@ type Step = (&'static str, Vec<String>, Vec<usize>, Vec<Option<u64>>);
 type Results =
     std::collections::BTreeMap<(String, String, usize, Option<u64>), (&'static str, Vec<Sample>)>;
 
-fn plan(full: bool, peers: bool) -> Vec<Step> {
+fn plan(full: bool, peers: bool, bridge: bool) -> Vec<Step> {
     let kernel = vec!["kernel/uds".to_string(), "kernel/pipe".to_string()];
     let floors = vec![
         "floor/spin".to_string(),
@@ -81,10 +85,18 @@ fn plan(full: bool, peers: bool) -> Vec<Step> {
     pingpong.push("floor/ring".to_string());
     pingpong.push("ring/spsc/spin".to_string());
     pingpong.extend(kernel.clone());
+    // Beside the kernel's local paths, a TCP connection over loopback, and (`--bridge`)
+    // a channel carried over it by zenoh bridges: the hop beyond one host.
+    let mut network = vec!["kernel/tcp".to_string()];
+    if bridge {
+        network.push("bridge/zenoh-tcp".to_string());
+    }
+    pingpong.extend(network.clone());
     pingpong.extend(spsc.clone());
     // The stream's floor: the simplest correct ring between the two processes.
     let mut stream = vec!["floor/ring".to_string()];
     stream.extend(kernel.clone());
+    stream.extend(network);
     stream.extend(spsc.clone());
     stream.extend(channel_rows("mpsc", full));
     // Parked rows with both processes on one CPU: a wake-up there costs a context switch,
@@ -343,6 +355,9 @@ and paced.svg to <target dir>/shm-bench/.
                  whether they share a core or a cache
   --peers        add other libraries' rows (ringfire, iceoryx2); needs the `peers`
                  feature, which `cargo xtask bench --peers` turns on
+  --bridge       add `bridge/zenoh-tcp` rows (a channel carried over zenoh on
+                 loopback, by shm-bridge); needs the `bridge` feature, which
+                 `cargo xtask bench --bridge` turns on
   -h, --help     this text
 ";
 
@@ -363,6 +378,13 @@ fn main() {
             "--peers" => {
                 eprintln!(
                     "shm-bench: --peers needs the `peers` feature (cargo xtask bench --peers)"
+                );
+                std::process::exit(2);
+            }
+            "--bridge" if cfg!(feature = "bridge") => {}
+            "--bridge" => {
+                eprintln!(
+                    "shm-bench: --bridge needs the `bridge` feature (cargo xtask bench --bridge)"
                 );
                 std::process::exit(2);
             }
@@ -397,11 +419,12 @@ fn main() {
         json: args.iter().any(|a| a == "--json"),
         same_cpu: args.iter().any(|a| a == "--same-cpu"),
         peers: args.iter().any(|a| a == "--peers"),
+        bridge: args.iter().any(|a| a == "--bridge"),
         cpus,
     };
     let pinned = sys::cpus() >= 2 && sys::pin(o.cpus.0);
     let mut jobs = Vec::new();
-    for (scenario, rows, sizes, rates) in plan(o.full, o.peers) {
+    for (scenario, rows, sizes, rates) in plan(o.full, o.peers, o.bridge) {
         for rep in 0..repeats(scenario, o.full) {
             for size in &sizes {
                 for rate in &rates {

@@ -362,9 +362,9 @@ impl Endpoint for Stream {
 
 // ---------------------------------------------------------------- channels
 
-struct Chan<KT: ChannelKind, KR: ChannelKind, N: Notifier, I> {
-    tx: Sender<KT, N, I>,
-    rx: Receiver<KR, N, I>,
+pub(crate) struct Chan<KT: ChannelKind, KR: ChannelKind, N: Notifier, I> {
+    pub(crate) tx: Sender<KT, N, I>,
+    pub(crate) rx: Receiver<KR, N, I>,
 }
 
 impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N> + MakeIdle> Endpoint
@@ -654,6 +654,26 @@ pub fn parent(row: &str, id: &str, capacity: usize, size: usize) -> Setup {
                 fds: vec![b.into()],
             }
         }
+        ["kernel", "tcp"] => {
+            // A TCP connection over loopback (Nagle off on both ends), as an fd pair.
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let theirs = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (ours, _) = l.accept().unwrap();
+            for s in [&ours, &theirs] {
+                s.set_nodelay(true).unwrap();
+            }
+            let w = ours.try_clone().unwrap();
+            Setup {
+                endpoint: Box::new(Stream {
+                    r: OwnedFd::from(ours).into(),
+                    w: OwnedFd::from(w).into(),
+                }),
+                args: vec![],
+                fds: vec![theirs.into()],
+            }
+        }
+        #[cfg(feature = "bridge")]
+        ["bridge", "zenoh-tcp"] => crate::bridge::parent(id),
         ["kernel", "pipe"] => {
             let (r1, w1) = nix::unistd::pipe().unwrap(); // parent -> child
             let (r2, w2) = nix::unistd::pipe().unwrap(); // child -> parent
@@ -693,7 +713,9 @@ pub fn child(row: &str, args: &[String], fds: Vec<OwnedFd>, size: usize) -> Box<
             let seg = Segment::from_fd(it.next().unwrap()).unwrap();
             Box::new(floor(seg, false, kind, it))
         }
-        ["kernel", "uds"] => {
+        #[cfg(feature = "bridge")]
+        ["bridge", "zenoh-tcp"] => crate::bridge::child(args),
+        ["kernel", "uds" | "tcp"] => {
             let s = fds.into_iter().next().unwrap();
             let w = s.try_clone().unwrap();
             Box::new(Stream {

@@ -39,6 +39,18 @@ pub const HELLO: Duration = Duration::from_millis(200);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
+    tx: Sender<K, N, I>,
+    session: &zenoh::Session,
+    key: &str,
+    ctl: &Control,
+) -> Result<Ending, BridgeError> {
+    let r = serve(tx, session, key, ctl);
+    let counters = ctl.counters.snapshot().to_json();
+    tracing::info!(key, %counters, ending = ?r, "inbound bridge stopped");
+    r
+}
+
+fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
     mut tx: Sender<K, N, I>,
     session: &zenoh::Session,
     key: &str,

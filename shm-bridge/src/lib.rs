@@ -17,8 +17,8 @@
 //!   reader is slow, the outbound bridge stops reading, its channel fills, and the local
 //!   writer's `send` waits (`try_send` says `Full`) as with a slow local reader.
 //! - **What a dying bridge loses**: at most what was in flight. An inbound bridge killed
-//!   mid-stream takes with it the acknowledged-to-be-sent but unacknowledged messages:
-//!   the outbound bridge counts them ([`Snapshot::lost_in_flight`]: each was delivered
+//!   mid-stream takes with it the messages sent to it and not yet acknowledged: the
+//!   outbound bridge counts them ([`Snapshot::lost_in_flight`]: each was delivered
 //!   or lost) and logs a warning, then waits for a new inbound bridge and goes on with
 //!   the messages after them. An outbound bridge killed mid-stream loses what it had
 //!   read from its channel and not yet had acknowledged; its channel's writer sees its

@@ -64,6 +64,18 @@ struct Out<'a> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
+    rx: Receiver<K, N, I>,
+    session: &zenoh::Session,
+    key: &str,
+    ctl: &Control,
+) -> Result<Ending, BridgeError> {
+    let r = serve(rx, session, key, ctl);
+    let counters = ctl.counters.snapshot().to_json();
+    tracing::info!(key, %counters, ending = ?r, "outbound bridge stopped");
+    r
+}
+
+fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
     mut rx: Receiver<K, N, I>,
     session: &zenoh::Session,
     key: &str,
@@ -137,8 +149,12 @@ impl Out<'_> {
     }
 
     /// Takes in liveliness changes and acknowledgements; `Some` when the remote reader is
-    /// gone.
+    /// gone. Order matters: an inbound bridge's acks and its token's end travel on one
+    /// link in that order but reach us through two queues, so the tokens seen are taken
+    /// first, then every ack queued by then, and only then are the bridges that went
+    /// counted (else acks it sent before it left would count as lost).
     fn events(&mut self) -> Result<Option<Ending>, BridgeError> {
+        let mut gone = Vec::new();
         while let Some(s) = self
             .live
             .try_recv()
@@ -157,27 +173,28 @@ impl Out<'_> {
                     self.peers.entry(id).or_insert(None);
                     tracing::info!(inbound = id, "inbound bridge present");
                 }
-                SampleKind::Delete => {
-                    if let Some(Some(p)) = self.peers.remove(&id) {
-                        let lost = self.seq.saturating_sub(p.next);
-                        if lost > 0 {
-                            Counters::add(&self.counters().lost_in_flight, lost);
-                            tracing::warn!(
-                                inbound = id,
-                                in_flight = lost,
-                                "inbound bridge went away with messages in flight: each was \
-                                 delivered or lost"
-                            );
-                        }
-                    }
-                    tracing::info!(inbound = id, "inbound bridge gone");
-                }
+                SampleKind::Delete => gone.push(id),
             }
         }
         while let Some(s) = self.acks.try_recv().map_err(BridgeError::zenoh("acks"))? {
             if let Some(ending) = self.ack(&s) {
                 return Ok(Some(ending));
             }
+        }
+        for id in gone {
+            if let Some(Some(p)) = self.peers.remove(&id) {
+                let lost = self.seq.saturating_sub(p.next);
+                if lost > 0 {
+                    Counters::add(&self.counters().lost_in_flight, lost);
+                    tracing::warn!(
+                        inbound = id,
+                        in_flight = lost,
+                        "inbound bridge went away with messages in flight: each was \
+                         delivered or lost"
+                    );
+                }
+            }
+            tracing::info!(inbound = id, "inbound bridge gone");
         }
         self.counters()
             .in_flight

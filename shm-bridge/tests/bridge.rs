@@ -40,12 +40,18 @@ fn bridge(args: &[&str]) -> Peer {
     Peer::spawn(cmd, None)
 }
 
-/// Waits (bounded) for a bridge to exit; returns its status, its last line
-/// (`shm-bridge: Ending; {counters}`) and the `lost_in_flight` counter in it.
-fn finish(mut p: Peer) -> (std::process::ExitStatus, String, u64) {
+/// Waits (bounded) for a bridge to exit; returns its status and what it printed.
+fn output(mut p: Peer) -> (std::process::ExitStatus, Vec<String>) {
     let err = p.take_stderr().expect("stderr piped");
     let status = p.wait_timeout(Duration::from_secs(15));
-    let lines: Vec<String> = BufReader::new(err).lines().map_while(Result::ok).collect();
+    let lines = BufReader::new(err).lines().map_while(Result::ok).collect();
+    (status, lines)
+}
+
+/// [`output`], with the last line (`shm-bridge: Ending; {counters}`) and the
+/// `lost_in_flight` counter in it.
+fn finish(p: Peer) -> (std::process::ExitStatus, String, u64) {
+    let (status, lines) = output(p);
     let last = lines.last().cloned().unwrap_or_default();
     let lost = last
         .split("\"lost_in_flight\":")
@@ -252,11 +258,19 @@ fn an_inbound_bridge_killed_mid_stream_blocks_the_writer_and_every_message_is_ac
         "reordered or duplicated"
     );
     let missing = count - got.len() as u64;
+    eprintln!(
+        "inbound bridge killed after {} messages: writer stalled at {stalled}, {missing} \
+         missing, {lost} reported in flight",
+        count / 3
+    );
     assert!(
         missing <= lost && lost <= 256,
         "{missing} missing, {lost} reported in flight: {line}"
     );
     assert_eq!(*got.last().unwrap(), count - 1);
+    // What is missing is one run: the tail of what the killed bridge had in flight.
+    let jumps = got.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert!(jumps <= 1 && got[0] == 0, "{jumps} gaps in what arrived");
 }
 
 #[test]
@@ -363,4 +377,28 @@ fn ten_thousand_duplex_calls_cross_the_bridge() {
         .unwrap();
         assert!(b.wait_timeout(Duration::from_secs(10)).success());
     }
+}
+
+#[test]
+fn an_inbound_channel_smaller_than_the_outbound_one_is_refused_with_a_clear_error() {
+    let p = Pair::new("small");
+    let b = ChannelBuilder::new();
+    let _tx: Tx = b
+        .capacity(CAPACITY)
+        .create_sender(&p.src, Backoff::default())
+        .unwrap();
+    let _rx: Rx = ChannelBuilder::new()
+        .capacity(CAPACITY / 4)
+        .create_receiver(&p.dst, Backoff::default())
+        .unwrap();
+    let out = p.out(&[]);
+    let inb = p.inb(&[]);
+    let (status, lines) = output(out);
+    let line = lines.join("\n");
+    assert_eq!(status.code(), Some(1), "{line}");
+    assert!(
+        line.contains("at most 2048 bytes") && line.contains("up to 8192"),
+        "{line}"
+    );
+    inb.kill();
 }

@@ -13,7 +13,7 @@
 //!   with N rounds each (default 5,000,000; CI runs 100,000 in debug).
 //! * `soak [--seconds N]` — writers and readers started, stopped and killed at random for
 //!   N seconds (default 60, as CI runs it), counting every message end to end.
-//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers]` — the cross-process
+//! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] [--bridge]` — the cross-process
 //!   matrix (`shm-bench`, built in release mode; `--peers` adds other libraries' rows,
 //!   building with the `peers` feature); `bench --micro` — the criterion benchmarks.
 
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | readme | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | readme | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] [--bridge] | bench --micro [--full]>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS
@@ -216,20 +216,18 @@ fn run_release(package: &str, bin: &str, args: &[String]) -> Command {
 /// `cargo run`, so a custom CARGO_TARGET_DIR is honoured).
 fn bench(args: &[String]) -> Result {
     let mut cmd = run_release("shm-bench", "shm-bench", args);
-    if args.iter().any(|a| a == "--peers") {
-        // Peers are linked only when asked for: the default build stays lean.
+    // Peers and the bridge are linked only when asked for: the default build stays lean.
+    let features: Vec<&str> = [("--peers", "peers"), ("--bridge", "bridge")]
+        .into_iter()
+        .filter(|(flag, _)| args.iter().any(|a| a == flag))
+        .map(|(_, feature)| feature)
+        .collect();
+    if !features.is_empty() {
         let mut with = cargo();
-        with.args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "shm-bench",
-            "--features",
-            "peers",
-        ])
-        .args(["--bin", "shm-bench", "--"])
-        .args(args);
+        with.args(["run", "--release", "--quiet", "-p", "shm-bench"])
+            .args(["--features", &features.join(",")])
+            .args(["--bin", "shm-bench", "--"])
+            .args(args);
         cmd = with;
     }
     run("shm-bench", cmd)

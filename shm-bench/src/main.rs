@@ -348,7 +348,8 @@ and paced.svg to <target dir>/shm-bench/.
 
   --quick        short runs (the default, about a minute and a half)
   --full         longer runs, more strategies and payloads
-  --filter TEXT  only rows whose `scenario/row` contains TEXT (e.g. pingpong/channel)
+  --filter TEXT  only rows whose `scenario/row` contains TEXT (e.g. pingpong/channel;
+                 several, comma-separated: any of them)
   --json         print the JSON report on stdout instead of the table
   --same-cpu     both processes on one CPU (spinning rows are skipped)
   --cpus A,B     the two CPUs to pin the processes to (default 0,1); the report says
@@ -430,7 +431,10 @@ fn main() {
                 for rate in &rates {
                     for row in &rows {
                         let tag = format!("{scenario}/{row}");
-                        if o.filter.as_ref().is_some_and(|f| !tag.contains(f.as_str())) {
+                        if o.filter
+                            .as_ref()
+                            .is_some_and(|f| !f.split(',').any(|f| tag.contains(f)))
+                        {
                             continue;
                         }
                         // Two spinners on one CPU only measure the scheduler's time slice.

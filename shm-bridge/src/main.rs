@@ -5,7 +5,7 @@
 #![allow(clippy::disallowed_types)]
 
 use shm_bridge::duplex::{Controls, Duplex, Side};
-use shm_bridge::{inbound, outbound, BridgeError, Ending, Net, Snapshot};
+use shm_bridge::{inbound, outbound, BridgeError, Ending, Net};
 use shm_channel::{ChannelBuilder, ChannelError, Mpsc, Receiver, Sender, Spsc};
 use shm_idle::AnyIdle;
 use shm_notify::{AnyNotifier, NotifierKind};
@@ -210,22 +210,7 @@ fn run(args: &Args, session: &zenoh::Session, ctl: &Controls) -> Result<Ending, 
 fn progress(args: &Args, ctl: &Controls, done: &AtomicBool) {
     let period = Duration::from_millis(args.interval);
     let label = format!("{} {}", args.cmd, args.channel.as_deref().unwrap_or(""));
-    let sum = |a: Snapshot, b: Snapshot| Snapshot {
-        messages: a.messages + b.messages,
-        bytes: a.bytes + b.bytes,
-        in_flight: a.in_flight + b.in_flight,
-        reconnects: a.reconnects + b.reconnects,
-        lost_in_flight: a.lost_in_flight + b.lost_in_flight,
-        gaps: a.gaps + b.gaps,
-        refused: a.refused + b.refused,
-        malformed: a.malformed + b.malformed,
-    };
-    let snap = || {
-        sum(
-            ctl.requests.counters().snapshot(),
-            ctl.replies.counters().snapshot(),
-        )
-    };
+    let snap = || ctl.requests.counters().snapshot() + ctl.replies.counters().snapshot();
     let (mut last, mut at) = (snap(), Instant::now());
     while !done.load(Ordering::Relaxed) {
         if SIGNALLED.load(Ordering::Relaxed) {
@@ -292,7 +277,7 @@ fn main() -> ExitCode {
         done.store(true, Ordering::Relaxed);
         r
     });
-    let total = ctl.requests.counters().snapshot();
+    let total = ctl.requests.counters().snapshot() + ctl.replies.counters().snapshot();
     match result {
         Ok(ending) => {
             eprintln!("shm-bridge: {ending:?}; {}", total.to_json());

@@ -6,10 +6,12 @@
 #![allow(clippy::disallowed_types)]
 
 use shm_channel::duplex::{Client, Server};
-use shm_channel::{ChannelBuilder, Receiver, RecvError, RecvTimeoutError, SendError, Sender, Spsc};
+use shm_channel::{
+    ChannelBuilder, Mpsc, Receiver, RecvError, RecvTimeoutError, SendError, Sender, Spsc,
+};
 use shm_idle::Backoff;
 use shm_notify::Futex;
-use shm_tests::{encode, unique_name, verify, Peer, Rng};
+use shm_tests::{encode, encode_message, unique_name, verify, Peer, Rng};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -401,4 +403,68 @@ fn an_inbound_channel_smaller_than_the_outbound_one_is_refused_with_a_clear_erro
         "{line}"
     );
     inb.kill();
+}
+
+#[test]
+fn mpsc_channels_at_both_ends_keep_each_writers_order() {
+    type MTx = Sender<Mpsc, Futex, Backoff>;
+    let p = Pair::new("mpsc");
+    let b = ChannelBuilder::new().capacity(CAPACITY);
+    // Two writers feed the outbound bridge; at the far end a local writer shares the
+    // channel with the inbound bridge.
+    let tx0: MTx = b.create_sender(&p.src, Backoff::default()).unwrap();
+    let tx1: MTx = Sender::open(&p.src, Backoff::default()).unwrap();
+    let mut rx: Receiver<Mpsc, Futex, Backoff> =
+        b.create_receiver(&p.dst, Backoff::default()).unwrap();
+    let tx2: MTx = Sender::open(&p.dst, Backoff::default()).unwrap();
+    let out = p.out(&["--mpsc"]);
+    let inb = p.inb(&["--mpsc"]);
+    let seed = Rng::seed_from_env("BRIDGE_SEED", "bridge mpsc").bits();
+    let count = 20_000u64;
+    let writers: Vec<_> = [tx0, tx1, tx2]
+        .into_iter()
+        .enumerate()
+        .map(|(id, mut tx)| {
+            std::thread::spawn(move || {
+                let (mut rec, mut body) = (Vec::new(), Vec::new());
+                for i in 0..count {
+                    encode_message(seed, id as u32, i, MAX, &mut rec, &mut body);
+                    tx.send_timeout(&body, Duration::from_secs(60))
+                        .unwrap_or_else(|e| panic!("writer {id}, send {i}: {e}"));
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u64; 3];
+    let mut scratch = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while next.iter().any(|&n| n < count) {
+        assert!(
+            Instant::now() < deadline,
+            "not all arrived in time: {next:?}"
+        );
+        let r = rx.recv_timeout(Duration::from_secs(1), |m| {
+            let id = u32::from_le_bytes(m[..4].try_into().unwrap());
+            let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
+            verify(seed, id, seq, MAX, &m[4..], &mut scratch).map(|()| (id as usize, seq))
+        });
+        match r {
+            Ok(Ok((id, seq))) => {
+                assert!(id < 3, "writer {id}?");
+                assert_eq!(seq, next[id], "writer {id}: reordered, lost or duplicated");
+                next[id] += 1;
+            }
+            Ok(Err(e)) => panic!("{e}"),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("recv after {next:?}: {e}"),
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Every writer closed: the stream's end crosses and both bridges stop.
+    assert!(inb.wait_timeout(Duration::from_secs(10)).success());
+    let (status, line, lost) = finish(out);
+    assert!(status.success() && lost == 0, "{line}");
+    assert!(line.contains("\"messages\":40000"), "{line}");
 }

@@ -79,6 +79,9 @@ fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
     // The stream being received: its epoch and the next frame expected.
     let (mut epoch, mut next) = (0u64, 0u64);
     let mut epochs = 0u64;
+    // Streams received before this one (newest last), and streams refused.
+    let mut earlier: Vec<(u64, u64)> = Vec::new();
+    let mut refused: Vec<u64> = Vec::new();
     let mut unacked = 0u64;
     let mut last_ack = Instant::now() - HELLO;
     let ack = |epoch: u64, next: u64, flags: u8| {
@@ -124,18 +127,40 @@ fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
             tracing::warn!(len = bytes.len(), "dropped a frame that does not parse");
             continue;
         };
+        if refused.contains(&frame.epoch) {
+            ack(frame.epoch, 0, wire::DOUBLED)?;
+            continue;
+        }
         if frame.epoch != epoch {
-            // A new outbound stream (the first, or an outbound bridge restarted).
-            if epochs > 0 {
-                Counters::add(&counters.reconnects, 1);
+            if let Some(i) = earlier.iter().position(|&(e, _)| e == frame.epoch) {
+                // An earlier stream goes on: it was not a restart, two outbound bridges
+                // publish on this key. Keep the earlier one, refuse the newer (what it
+                // delivered meanwhile stays: each stream stays in order).
+                tracing::error!(
+                    kept = frame.epoch,
+                    refused = epoch,
+                    "two outbound bridges publish on this key: refused the newer one"
+                );
+                refused.push(epoch);
+                ack(epoch, next, wire::DOUBLED)?;
+                (epoch, next) = earlier.remove(i);
+            } else {
+                // A new outbound stream (the first, or an outbound bridge restarted).
+                if epochs > 0 {
+                    Counters::add(&counters.reconnects, 1);
+                    earlier.push((epoch, next));
+                    if earlier.len() > 8 {
+                        earlier.remove(0);
+                    }
+                }
+                epochs += 1;
+                tracing::info!(
+                    epoch = frame.epoch,
+                    from = frame.seq,
+                    "outbound stream joined"
+                );
+                (epoch, next) = (frame.epoch, frame.seq);
             }
-            epochs += 1;
-            tracing::info!(
-                epoch = frame.epoch,
-                from = frame.seq,
-                "outbound stream joined"
-            );
-            (epoch, next) = (frame.epoch, frame.seq);
         }
         if frame.seq < next {
             continue; // already written (a frame zenoh delivered twice)

@@ -31,6 +31,12 @@
 //! - **Size**: an outbound bridge refuses to feed an inbound bridge whose channel carries
 //!   smaller messages than its own ([`BridgeError::RemoteTooSmall`]): every message the
 //!   local writer could send must fit at the other end.
+//! - **One outbound bridge per key**: two outbound bridges publishing on one key would
+//!   interleave two streams into one channel. The inbound bridge keeps the stream it
+//!   had first and refuses the newer one; the refused bridge stops with
+//!   [`BridgeError::KeyInUse`] and its local writer sees `Disconnected`. To merge several
+//!   hosts' channels, give each its own key and run one inbound bridge per key into an
+//!   MPSC channel (`--mpsc`): each writer's order is kept.
 //!
 //! The zenoh keys used under `KEY`: `KEY/data` (frames), `KEY/ack` (acknowledgements)
 //! and the liveliness tokens `KEY/in/*` (inbound bridges present).
@@ -82,6 +88,17 @@ pub enum BridgeError {
         local: usize,
         /// The remote channel's.
         remote: usize,
+    },
+    /// Another outbound bridge publishes on this key (an inbound bridge saw both
+    /// streams); this one was refused.
+    #[error(
+        "another outbound bridge publishes on key {key}: one outbound bridge per key (to \
+         merge several hosts' channels, give each its own key and run one inbound bridge per \
+         key into an MPSC channel)"
+    )]
+    KeyInUse {
+        /// The key.
+        key: String,
     },
 }
 

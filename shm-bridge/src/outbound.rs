@@ -21,6 +21,10 @@ use zenoh::Wait;
 
 /// How long a stopping or finished outbound bridge waits for the last acknowledgements.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long the acks of an inbound bridge whose token went are still taken before what
+/// it had not acknowledged is counted lost: zenoh sends a token's end at a higher
+/// priority than data, so it can overtake the bridge's last acks.
+const GRACE: Duration = Duration::from_millis(250);
 
 /// An inbound bridge as the outbound side knows it.
 #[derive(Debug)]
@@ -34,6 +38,7 @@ struct Peer {
 /// The state of one outbound run.
 struct Out<'a> {
     ctl: &'a Control,
+    key: &'a str,
     publisher: Publisher<'a>,
     acks: Subscriber<FifoChannelHandler<Sample>>,
     live: Subscriber<FifoChannelHandler<Sample>>,
@@ -42,6 +47,8 @@ struct Out<'a> {
     seq: u64,
     /// Inbound bridges present (liveliness), by id; `None` until their first ack.
     peers: HashMap<u64, Option<Peer>>,
+    /// Inbound bridges whose token went, until [`GRACE`] after: their late acks count.
+    leaving: HashMap<u64, (Peer, Instant)>,
     ever_had_peer: bool,
     local_max: usize,
 }
@@ -100,12 +107,14 @@ fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
         .map_err(BridgeError::zenoh("declare liveliness subscriber"))?;
     let mut out = Out {
         ctl,
+        key,
         publisher,
         acks,
         live,
         epoch: wire::random_u64(),
         seq: 0,
         peers: HashMap::new(),
+        leaving: HashMap::new(),
         ever_had_peer: false,
         local_max: rx.max_message_len(),
     };
@@ -149,10 +158,9 @@ impl Out<'_> {
     }
 
     /// Takes in liveliness changes and acknowledgements; `Some` when the remote reader is
-    /// gone. Order matters: an inbound bridge's acks and its token's end travel on one
-    /// link in that order but reach us through two queues, so the tokens seen are taken
-    /// first, then every ack queued by then, and only then are the bridges that went
-    /// counted (else acks it sent before it left would count as lost).
+    /// gone. An inbound bridge's last acks and its token's end reach us through two
+    /// queues, and the token's end can overtake them, so a bridge that went still has its
+    /// acks taken for [`GRACE`] before what it left unacknowledged counts as lost.
     fn events(&mut self) -> Result<Option<Ending>, BridgeError> {
         let mut gone = Vec::new();
         while let Some(s) = self
@@ -177,25 +185,17 @@ impl Out<'_> {
             }
         }
         while let Some(s) = self.acks.try_recv().map_err(BridgeError::zenoh("acks"))? {
-            if let Some(ending) = self.ack(&s) {
+            if let Some(ending) = self.ack(&s)? {
                 return Ok(Some(ending));
             }
         }
         for id in gone {
             if let Some(Some(p)) = self.peers.remove(&id) {
-                let lost = self.seq.saturating_sub(p.next);
-                if lost > 0 {
-                    Counters::add(&self.counters().lost_in_flight, lost);
-                    tracing::warn!(
-                        inbound = id,
-                        in_flight = lost,
-                        "inbound bridge went away with messages in flight: each was \
-                         delivered or lost"
-                    );
-                }
+                self.leaving.insert(id, (p, Instant::now()));
             }
             tracing::info!(inbound = id, "inbound bridge gone");
         }
+        self.settle_leaving(false);
         self.counters()
             .in_flight
             .store(self.in_flight(), std::sync::atomic::Ordering::Relaxed);
@@ -203,20 +203,40 @@ impl Out<'_> {
     }
 
     /// Applies one acknowledgement.
-    fn ack(&mut self, s: &Sample) -> Option<Ending> {
+    fn ack(&mut self, s: &Sample) -> Result<Option<Ending>, BridgeError> {
         let Some(ack) = Ack::decode(&s.payload().to_bytes()) else {
             Counters::add(&self.counters().malformed, 1);
-            return None;
+            return Ok(None);
         };
+        if ack.flags & wire::DOUBLED != 0 {
+            if ack.epoch != self.epoch {
+                return Ok(None); // the other outbound bridge's refusal
+            }
+            tracing::error!(
+                key = self.key,
+                "another outbound bridge publishes on this key"
+            );
+            return Err(BridgeError::KeyInUse {
+                key: self.key.into(),
+            });
+        }
         if ack.flags & wire::READER_GONE != 0 {
             // From any inbound bridge, even one whose token is already gone: it was sent
             // just before the token went.
             tracing::warn!(inbound = ack.inbound, "the remote reader is gone: closing");
-            return Some(Ending::ReaderGone);
+            return Ok(Some(Ending::ReaderGone));
         }
         // Only inbound bridges whose token we saw count (a stale ack of one that left must
         // not bring it back).
-        let entry = self.peers.get_mut(&ack.inbound)?;
+        if let Some((p, _)) = self.leaving.get_mut(&ack.inbound) {
+            if ack.epoch == self.epoch && ack.next <= self.seq {
+                p.next = p.next.max(ack.next);
+            }
+            return Ok(None);
+        }
+        let Some(entry) = self.peers.get_mut(&ack.inbound) else {
+            return Ok(None);
+        };
         let peer = entry.get_or_insert(Peer {
             next: self.seq,
             max: ack.max as usize,
@@ -225,7 +245,30 @@ impl Out<'_> {
         if ack.epoch == self.epoch && ack.next <= self.seq {
             peer.next = peer.next.max(ack.next);
         }
-        None
+        Ok(None)
+    }
+
+    /// Counts as lost in flight what each inbound bridge that went had not acknowledged,
+    /// once it acknowledged everything, [`GRACE`] has passed, or `now`.
+    fn settle_leaving(&mut self, now: bool) {
+        let seq = self.seq;
+        let counters = &self.ctl.counters;
+        self.leaving.retain(|&id, (p, since)| {
+            let lost = seq.saturating_sub(p.next);
+            if lost > 0 && !now && since.elapsed() < GRACE {
+                return true;
+            }
+            if lost > 0 {
+                Counters::add(&counters.lost_in_flight, lost);
+                tracing::warn!(
+                    inbound = id,
+                    in_flight = lost,
+                    "inbound bridge went away with messages in flight: each was delivered \
+                     or lost"
+                );
+            }
+            false
+        });
     }
 
     /// Messages sent and not acknowledged by every known inbound bridge.
@@ -324,7 +367,7 @@ impl Out<'_> {
                 .recv_timeout(step)
                 .map_err(BridgeError::zenoh("acks"))?
             {
-                return Ok(self.ack(&s));
+                return self.ack(&s);
             }
         }
         Ok(None)
@@ -334,12 +377,13 @@ impl Out<'_> {
     /// is not.
     fn linger(&mut self) {
         let end = Instant::now() + LINGER;
-        while self.in_flight() > 0 && Instant::now() < end {
+        while (self.in_flight() > 0 || !self.leaving.is_empty()) && Instant::now() < end {
             match (self.events(), self.wait_ack(POLL)) {
                 (Ok(None), Ok(None)) => {}
                 _ => break,
             }
         }
+        self.settle_leaving(true);
         let left = self.in_flight();
         self.counters()
             .in_flight

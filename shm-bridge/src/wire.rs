@@ -9,7 +9,8 @@
 //! `KEY/ack`, inbound to outbound: `[inbound u64][epoch u64][next u64][flags u8][max u32]`:
 //! inbound bridge `inbound` has written every frame of `epoch` before `next` into its
 //! channel (or skipped it as a gap), its channel carries messages of up to `max` bytes,
-//! and [`READER_GONE`] in `flags` says that channel's reader is gone.
+//! and [`READER_GONE`] in `flags` says that channel's reader is gone; [`DOUBLED`] says
+//! the stream `epoch` is refused: another outbound bridge publishes on the same key.
 //!
 //! Both are input from the network: a frame that does not parse is counted and dropped.
 
@@ -19,6 +20,8 @@ pub const DATA: u8 = 0;
 pub const END: u8 = 1;
 /// Ack flag: the inbound bridge's channel has no reader any more.
 pub const READER_GONE: u8 = 1;
+/// Ack flag: stream `epoch` is refused, another outbound bridge publishes on this key.
+pub const DOUBLED: u8 = 2;
 
 /// Bytes before the payload of a data frame.
 pub const FRAME_HEADER: usize = 17;
@@ -70,7 +73,7 @@ pub struct Ack {
     pub epoch: u64,
     /// Every frame of `epoch` before this one is written (or was a gap).
     pub next: u64,
-    /// [`READER_GONE`] or 0.
+    /// [`READER_GONE`], [`DOUBLED`] or 0.
     pub flags: u8,
     /// The largest message its channel carries.
     pub max: u32,

@@ -468,3 +468,141 @@ fn mpsc_channels_at_both_ends_keep_each_writers_order() {
     assert!(status.success() && lost == 0, "{line}");
     assert!(line.contains("\"messages\":40000"), "{line}");
 }
+
+#[test]
+fn a_second_outbound_bridge_on_one_key_is_refused_and_each_stream_stays_whole() {
+    type MRx = Receiver<Mpsc, Futex, Backoff>;
+    let key = format!("shm-bridge-test/{}", unique_name("doubled"));
+    let (src_a, src_b, dst) = (
+        unique_name("doubled-a"),
+        unique_name("doubled-b"),
+        unique_name("doubled-dst"),
+    );
+    let (port_a, port_b) = (
+        format!("tcp/127.0.0.1:{}", free_port()),
+        format!("tcp/127.0.0.1:{}", free_port()),
+    );
+    let b = ChannelBuilder::new().capacity(CAPACITY);
+    let tx_a: Tx = b.create_sender(&src_a, Backoff::default()).unwrap();
+    let tx_b: Tx = b.create_sender(&src_b, Backoff::default()).unwrap();
+    let mut rx: MRx = b.create_receiver(&dst, Backoff::default()).unwrap();
+    let out_a = bridge(&[
+        "out",
+        "--channel",
+        &src_a,
+        "--key",
+        &key,
+        "--listen",
+        &port_a,
+    ]);
+    let inb = bridge(&[
+        "in",
+        "--channel",
+        &dst,
+        "--key",
+        &key,
+        "--mpsc",
+        "--connect",
+        &port_a,
+        "--connect",
+        &port_b,
+    ]);
+    let seed = Rng::seed_from_env("BRIDGE_SEED", "bridge doubled").bits();
+    // Each writer sends until stopped or disconnected; returns how many it sent.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawn_writer = |id: u32, mut tx: Tx| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut rec, mut body) = (Vec::new(), Vec::new());
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                encode_message(seed, id, i, MAX, &mut rec, &mut body);
+                match tx.send_timeout(&body, Duration::from_millis(100)) {
+                    Ok(()) => i += 1,
+                    Err(shm_channel::SendTimeoutError::Timeout) => {}
+                    Err(shm_channel::SendTimeoutError::Send(SendError::Disconnected)) => {
+                        return (i, true)
+                    }
+                    Err(e) => panic!("writer {id}: {e}"),
+                }
+            }
+            (i, false)
+        })
+    };
+    let mut next = [0u64; 2];
+    let mut scratch = Vec::new();
+    let mut take = |rx: &mut MRx, next: &mut [u64; 2]| -> Result<(), RecvTimeoutError> {
+        let (id, seq) = rx
+            .recv_timeout(Duration::from_millis(100), |m| {
+                let id = u32::from_le_bytes(m[..4].try_into().unwrap());
+                let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
+                verify(seed, id, seq, MAX, &m[4..], &mut scratch).map(|()| (id as usize, seq))
+            })?
+            .unwrap();
+        // Each stream arrives whole and in order: no gap, no duplicate.
+        assert_eq!(seq, next[id], "stream {id}: reordered, lost or duplicated");
+        next[id] += 1;
+        Ok(())
+    };
+    let w_a = spawn_writer(0, tx_a);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next[0] < 2000 {
+        assert!(Instant::now() < deadline, "stream A never flowed: {next:?}");
+        let _ = take(&mut rx, &mut next);
+    }
+    // A second outbound bridge on the same key, its writer busy too.
+    let mut out_b = bridge(&[
+        "out",
+        "--channel",
+        &src_b,
+        "--key",
+        &key,
+        "--listen",
+        &port_b,
+    ]);
+    let err_b = out_b.take_stderr().expect("stderr piped");
+    let w_b = spawn_writer(1, tx_b);
+    let refused = loop {
+        assert!(
+            Instant::now() < deadline,
+            "neither outbound bridge refused: {next:?}"
+        );
+        let _ = take(&mut rx, &mut next);
+        if let Some(status) = out_b.try_wait() {
+            break status;
+        }
+    };
+    let lines: Vec<String> = BufReader::new(err_b)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert_eq!(refused.code(), Some(1), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("another outbound bridge publishes on key")),
+        "{lines:?}"
+    );
+    // Its writer is told; stream A goes on to its end.
+    let (_, told) = w_b.join().unwrap();
+    assert!(told, "the refused bridge's writer was not disconnected");
+    stop.store(true, Ordering::Relaxed);
+    let (sent_a, _) = w_a.join().unwrap();
+    while next[0] < sent_a {
+        assert!(
+            Instant::now() < deadline,
+            "stream A incomplete: {next:?} of {sent_a}"
+        );
+        match take(&mut rx, &mut next) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    eprintln!(
+        "stream A: {} messages, refused stream B: {} delivered",
+        next[0], next[1]
+    );
+    assert!(inb.wait_timeout(Duration::from_secs(10)).success());
+    let (status, line, lost) = finish(out_a);
+    assert!(status.success() && lost == 0, "{line}");
+}

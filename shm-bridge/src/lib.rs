@@ -38,6 +38,11 @@
 //!   hosts' channels, give each its own key and run one inbound bridge per key into an
 //!   MPSC channel (`--mpsc`): each writer's order is kept.
 //!
+//! **Trust**: the bridge speaks plain TCP (the only zenoh transport built in) with no
+//! authentication; whoever reaches its port can publish on its keys. Frames and acks are
+//! validated (garbage is counted as `malformed` and dropped), but run it over a trusted
+//! network only.
+//!
 //! The zenoh keys used under `KEY`: `KEY/data` (frames), `KEY/ack` (acknowledgements)
 //! and the liveliness tokens `KEY/in/*` (inbound bridges present).
 //!

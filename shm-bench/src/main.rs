@@ -327,6 +327,9 @@ fn parse_cpus(v: &str) -> Result<(usize, usize), String> {
 }
 
 /// The repeat with the median p50 (or rate); with an even count, the lower middle one.
+/// Its p90, p99 and p99.9 are each the median of the repeats' values, so that a hiccup
+/// of the machine in one run (ten late samples make a p99 of 1,000) does not become a
+/// row's tail, in every row alike; its max is the largest of all the repeats.
 fn median(mut v: Vec<Sample>) -> Sample {
     let key = |s: &Sample| {
         if s.p50 > 0 {
@@ -335,8 +338,23 @@ fn median(mut v: Vec<Sample>) -> Sample {
             -s.msgs_per_s
         }
     };
+    let middle = |f: fn(&Sample) -> u64, v: &[Sample]| {
+        let mut x: Vec<u64> = v.iter().map(f).collect();
+        x.sort_unstable();
+        x[(x.len() - 1) / 2]
+    };
+    let (p90, p99, p999) = (
+        middle(|s| s.p90, &v),
+        middle(|s| s.p99, &v),
+        middle(|s| s.p999, &v),
+    );
+    let max = v.iter().map(|s| s.max).max().unwrap_or(0);
     v.sort_by(|a, b| key(a).total_cmp(&key(b)));
-    v.swap_remove((v.len() - 1) / 2)
+    let mut m = v.swap_remove((v.len() - 1) / 2);
+    if m.p50 > 0 {
+        (m.p90, m.p99, m.p999, m.max) = (p90, p99, p999, max);
+    }
+    m
 }
 
 const USAGE: &str = "\
@@ -491,5 +509,46 @@ fn main() {
             eprintln!("shm-bench: {f}");
         }
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(p50: u64, p99: u64, max: u64, cpu: f64) -> Sample {
+        Sample {
+            p50,
+            p90: p50 + 1,
+            p99,
+            p999: p99 + 1,
+            max,
+            cpu_reader: cpu,
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn the_median_run_keeps_its_p50_and_cpu_and_takes_each_tail_percentile_s_median() {
+        // The median-p50 run (the second) had a hiccup: p99 900.
+        let m = median(vec![
+            run(10, 20, 1000, 0.1),
+            run(11, 900, 950, 0.2),
+            run(12, 25, 30, 0.3),
+        ]);
+        assert_eq!((m.p50, m.cpu_reader), (11, 0.2));
+        assert_eq!((m.p90, m.p99, m.p999), (12, 25, 26));
+        assert_eq!(m.max, 1000, "max: the largest of the repeats");
+    }
+
+    #[test]
+    fn throughput_rows_are_the_median_rate_run_unchanged() {
+        let rate = |r: f64| Sample {
+            msgs_per_s: r,
+            max: r as u64,
+            ..Sample::default()
+        };
+        let m = median(vec![rate(1.0), rate(3.0), rate(2.0)]);
+        assert_eq!((m.msgs_per_s, m.max), (2.0, 2));
     }
 }

@@ -142,6 +142,9 @@ fn serve<K: ChannelKind, N: ChannelNotifier, I: ParksOn<N>>(
                     "two outbound bridges publish on this key: refused the newer one"
                 );
                 refused.push(epoch);
+                if refused.len() > 64 {
+                    refused.remove(0); // bounded: a refused bridge stops at its first ack
+                }
                 ack(epoch, next, wire::DOUBLED)?;
                 (epoch, next) = earlier.remove(i);
             } else {

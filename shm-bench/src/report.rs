@@ -178,7 +178,7 @@ fn distance_to_front<'a>(rows: &'a [Row], r: &Row) -> Option<(f64, &'a Row)> {
 }
 
 /// One line per `adaptive` row: whether it is on the front (or how far off), and the spin
-/// limit and wake-up cost its reader settled on.
+/// limit and wake-up cost its reader settled on, and how many waits it woke ahead of.
 fn adaptive_summary(rows: &[Row]) -> String {
     let mut out = String::new();
     for r in rows.iter().filter(|r| r.row.ends_with("/adaptive")) {
@@ -192,8 +192,13 @@ fn adaptive_summary(rows: &[Row]) -> String {
                 None => "off the front; ".into(),
             }
         };
-        let settled = r.sample.settled.map_or("-".into(), |(limit, wake)| {
-            format!("spin limit {}, wake-up {}", us_unit(limit), us_unit(wake))
+        let settled = r.sample.settled.map_or("-".into(), |s| {
+            format!(
+                "spin limit {}, wake-up {}, woke ahead of {} waits",
+                us_unit(s.limit_ns),
+                us_unit(s.wake_ns),
+                s.woke_ahead
+            )
         });
         let _ = writeln!(
             out,
@@ -404,8 +409,8 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          slots and nothing else; floor/spin moves one word; blocking futex/eventfd rows against their \
          raw wake floor). `*` marks the Pareto front of each pingpong, burst and paced rate: no \
          other row (floors and the bare ring aside) has p50, p99 and reader CPU all at most its own. \
-         Idle strategies: adaptive = `Adaptive::new()` (no parameter; it learns its spin limit, \
-         the summary below says what it settled on); \
+         Idle strategies: adaptive = `Adaptive::new()` (no parameter; it learns its spin limit \
+         and wakes ahead of regular long gaps, the summary below says what it settled on); \
          spin = BusySpin; backoff = `Backoff::default()`: 100 spins, 5 yields, notifier parks from 1 µs doubling to 50 ms; \
          blocking = park at once; epoll = 100 empty polls, then epoll on the notifier fd; \
          yield, sleep (50 µs) in --full. The stream scenario carries sequence numbers only (no \
@@ -489,7 +494,7 @@ fn json(rows: &[Row]) -> String {
         .map(|r| {
             let s = &r.sample;
             format!(
-                "{{\"scenario\":\"{}\",\"row\":\"{}\",\"payload\":{},\"rate\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"msgs_per_s\":{:.1},\"cpu_writer\":{:.4},\"cpu_reader\":{:.4},\"notifies\":{},\"samples\":{},\"spin_limit_ns\":{},\"wake_ns\":{},\"front\":{}}}",
+                "{{\"scenario\":\"{}\",\"row\":\"{}\",\"payload\":{},\"rate\":{},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"msgs_per_s\":{:.1},\"cpu_writer\":{:.4},\"cpu_reader\":{:.4},\"notifies\":{},\"samples\":{},\"spin_limit_ns\":{},\"wake_ns\":{},\"woke_ahead\":{},\"front\":{}}}",
                 r.scenario,
                 r.row,
                 r.payload,
@@ -504,8 +509,9 @@ fn json(rows: &[Row]) -> String {
                 s.cpu_reader,
                 s.notifies,
                 s.samples,
-                s.settled.map_or("null".into(), |x| x.0.to_string()),
-                s.settled.map_or("null".into(), |x| x.1.to_string()),
+                s.settled.map_or("null".into(), |x| x.limit_ns.to_string()),
+                s.settled.map_or("null".into(), |x| x.wake_ns.to_string()),
+                s.settled.map_or("null".into(), |x| x.woke_ahead.to_string()),
                 on_front(rows, r)
             )
         })

@@ -18,13 +18,24 @@ pub struct Sample {
     pub cpu_writer: f64,
     pub cpu_reader: f64,
     pub notifies: u64,
-    /// `adaptive` rows: the reader's spin limit and wake-up cost (ns) at the end.
-    pub settled: Option<(u64, u64)>,
+    /// `adaptive` rows: what the reader's strategy settled on, at the end.
+    pub settled: Option<Settled>,
     /// Times the reader went to sleep (channel rows), so an idle row can say how often an
     /// idle reader wakes.
     pub reader_parks: u64,
     /// Seconds the parent's measured part took.
     pub wall_s: f64,
+}
+
+/// What an `adaptive` reader settled on by the end of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Settled {
+    /// Spin limit (ns).
+    pub limit_ns: u64,
+    /// Wake-up cost estimate (ns).
+    pub wake_ns: u64,
+    /// Waits it woke ahead of and met spinning.
+    pub woke_ahead: u64,
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -54,16 +65,20 @@ pub fn report_line(
     msgs_per_s: f64,
     cpu: f64,
     wall: f64,
-    settled: Option<(u64, u64)>,
+    settled: Option<Settled>,
     parks: u64,
 ) -> String {
     let mut s = Sample::default();
     fill(&mut s, h);
-    let (limit, wake) = settled.map_or(("-".into(), "-".into()), |(l, w)| {
-        (l.to_string(), w.to_string())
+    let (limit, wake, ahead) = settled.map_or(("-".into(), "-".into(), "-".into()), |s| {
+        (
+            s.limit_ns.to_string(),
+            s.wake_ns.to_string(),
+            s.woke_ahead.to_string(),
+        )
     });
     format!(
-        "RESULT {} {} {} {} {} {} {} {} {limit} {wake} {parks}",
+        "RESULT {} {} {} {} {} {} {} {} {limit} {wake} {ahead} {parks}",
         s.samples,
         s.p50,
         s.p90,
@@ -78,7 +93,7 @@ pub fn report_line(
 /// Parses the child's report into the reader-side fields of `s`.
 pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
     let f: Vec<&str> = line.split_whitespace().collect();
-    if f.len() != 12 || f[0] != "RESULT" {
+    if f.len() != 13 || f[0] != "RESULT" {
         return Err(format!("bad child report {line:?}"));
     }
     let n = |i: usize| {
@@ -93,11 +108,15 @@ pub fn parse_report(line: &str, s: &mut Sample) -> Result<(), String> {
     s.max = n(6)? as u64;
     s.msgs_per_s = n(7)?;
     s.cpu_reader = n(8)?;
-    s.settled = match (f[9], f[10]) {
-        ("-", "-") => None,
-        _ => Some((n(9)? as u64, n(10)? as u64)),
+    s.settled = match (f[9], f[10], f[11]) {
+        ("-", "-", "-") => None,
+        _ => Some(Settled {
+            limit_ns: n(9)? as u64,
+            wake_ns: n(10)? as u64,
+            woke_ahead: n(11)? as u64,
+        }),
     };
-    s.reader_parks = n(11)? as u64;
+    s.reader_parks = n(12)? as u64;
     Ok(())
 }
 
@@ -247,4 +266,29 @@ pub fn parent(
     s.cpu_writer = (cpu_seconds() - cpu0) / wall;
     s.notifies = ep.notifies();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_line_carries_what_adaptive_settled_on() {
+        let mut h = histogram();
+        h.record(1_000).unwrap();
+        let settled = Settled {
+            limit_ns: 4_096,
+            wake_ns: 40_000,
+            woke_ahead: 17,
+        };
+        let mut s = Sample::default();
+        parse_report(&report_line(&h, 10.0, 0.5, 1.0, Some(settled), 3), &mut s).unwrap();
+        assert_eq!(
+            (s.settled, s.reader_parks, s.samples),
+            (Some(settled), 3, 1)
+        );
+        parse_report(&report_line(&h, 10.0, 0.5, 1.0, None, 0), &mut s).unwrap();
+        assert_eq!(s.settled, None);
+        assert!(parse_report("RESULT 1 2 3", &mut s).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! The rows: one `Endpoint` type per way of moving a message between the two processes,
 //! set up by the parent and attached by the child.
 
+use crate::scenario::Settled;
 use shm_channel::{ChannelBuilder, ChannelNotifier, Receiver, Sender};
 use shm_channel::{ChannelKind, Mpsc, Spsc};
 use shm_idle::{Adaptive, Backoff, Blocking, BusySpin, EpollPark, ParksOn, Sleeping, Yielding};
@@ -34,9 +35,8 @@ pub trait Endpoint {
     fn parks(&self) -> u64 {
         0
     }
-    /// `adaptive` rows: the spin limit and wake-up cost (ns) the receiving end's
-    /// strategy settled on.
-    fn settled(&mut self) -> Option<(u64, u64)> {
+    /// `adaptive` rows: what the receiving end's strategy settled on.
+    fn settled(&mut self) -> Option<Settled> {
         None
     }
     /// Receives every message already there (at least one), handing each to `f`;
@@ -389,7 +389,7 @@ impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N> + MakeIdle> En
         self.tx.stats().notifies + self.rx.stats().notifies
     }
 
-    fn settled(&mut self) -> Option<(u64, u64)> {
+    fn settled(&mut self) -> Option<Settled> {
         self.rx.idle_mut().settled()
     }
 
@@ -418,8 +418,8 @@ impl<KT: ChannelKind, KR: ChannelKind, N: Notifier, I: ParksOn<N> + MakeIdle> En
 
 trait MakeIdle {
     fn make() -> Self;
-    /// What an adaptive strategy settled on (spin limit, wake-up cost, ns).
-    fn settled(&mut self) -> Option<(u64, u64)> {
+    /// What an adaptive strategy settled on.
+    fn settled(&mut self) -> Option<Settled> {
         None
     }
 }
@@ -428,9 +428,13 @@ impl MakeIdle for Adaptive {
     fn make() -> Self {
         Adaptive::new()
     }
-    fn settled(&mut self) -> Option<(u64, u64)> {
+    fn settled(&mut self) -> Option<Settled> {
         let ns = |d: std::time::Duration| d.as_nanos() as u64;
-        Some((ns(self.spin_limit()), ns(self.wake_cost())))
+        Some(Settled {
+            limit_ns: ns(self.spin_limit()),
+            wake_ns: ns(self.wake_cost()),
+            woke_ahead: self.woke_ahead(),
+        })
     }
 }
 impl MakeIdle for BusySpin {

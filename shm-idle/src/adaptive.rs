@@ -1,6 +1,9 @@
 //! [`Adaptive`]: spin while spinning pays, park when it does not, with nothing to tune.
 
+mod anticipate;
+
 use crate::{Action, IdleStrategy, ParksOn};
+use anticipate::{Anticipator, Plan};
 use shm_notify::Notifier;
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,9 @@ const RAMP_LAST_NS: u64 = 50_000_000;
 const WAKE_SAMPLE_EVERY: u32 = 4;
 /// The most spin time the CPU budget saves up over a quiet spell.
 const CREDIT_CAP_NS: f64 = 1_000_000.0;
+/// A planned timed park that ends this much before its deadline (a wake-up that found
+/// nothing) parks again for the rest.
+const GUARD_EARLY_NS: u64 = 2_000;
 
 /// Spin while spinning pays, park when it does not, with nothing to tune.
 ///
@@ -76,12 +82,27 @@ const CREDIT_CAP_NS: f64 = 1_000_000.0;
 /// pays, the park is a short ramp of timed parks, then untimed (see `next_park`); where
 /// parking at once pays, it is untimed from the start.
 ///
+/// **Waking ahead.** A spin limit helps only the gaps shorter than a wake-up. When the
+/// long gaps are regular (a writer paced by a timer, bursts every few milliseconds), it
+/// also remembers when the latest eight long waits' messages came, and when they all fall
+/// in a narrow window it parks on a timer that ends just before that window (early by the
+/// timer's own measured lateness), then spins across it: the message is met awake, and
+/// the messages behind it do not queue while the reader wakes. It does so only where the
+/// spin across the window costs less than it saves (the park's cost, as the limit weighs
+/// it, times the share of recent plans that met their message), so where timers are
+/// late and imprecise (a VM's halted vCPU) paced traffic soon parks as before while
+/// bursts, whose wake-up delays a whole queue, are met. A
+/// window that passes without its message makes it sit out the next long waits (twice
+/// as many after each miss in a row), so it stops where spinning holds the writer off.
+/// [`Adaptive::woke_ahead`] counts the waits it met this way.
+///
 /// What it learns follows the machine: with both ends on one CPU, spinning only delays
 /// the peer that would write, so spins never end with a message, the curve stays at one
 /// and the limit falls to zero (the `blocking` behaviour). An optional CPU budget
-/// ([`Adaptive::with_budget`]) caps the share of a core spent spinning.
+/// ([`Adaptive::with_budget`]) caps the share of a core spent spinning, windows included.
 ///
-/// Its state is per end (about 160 bytes and a boxed 240-byte curve).
+/// Its state is per end (about 230 bytes, a boxed 240-byte curve and a boxed 128-byte
+/// record of the long gaps).
 ///
 /// ```
 /// use shm_idle::{Action, Adaptive, IdleStrategy};
@@ -91,6 +112,7 @@ const CREDIT_CAP_NS: f64 = 1_000_000.0;
 /// assert_eq!(a.idle(0), Action::Spin); // before it knows better: spin up to `W`
 /// a.woken(Some(Duration::from_micros(8))); // the channel reports a wake-up's cost
 /// assert!(a.wake_cost() < Duration::from_micros(20));
+/// assert_eq!(a.woke_ahead(), 0); // no long gaps seen yet
 /// let capped = Adaptive::with_budget(0.05); // spin at most 5% of a core
 /// assert_eq!(capped.budget(), Some(0.05));
 /// ```
@@ -116,6 +138,10 @@ pub struct Adaptive {
     /// Spin time the CPU budget allows now (ns), and when it was last topped up.
     credit: f64,
     topped_up: u64,
+    /// What a park costs the messages (ns), as the latest choice of limit weighed it.
+    park_ns: u64,
+    /// The long gaps, for waking ahead of a regular one (see `anticipate`).
+    ahead: Box<Anticipator>,
     wait: Wait,
 }
 
@@ -149,6 +175,26 @@ struct Wait {
     /// The latest timed park of the ramp: when it began (ns into the wait), and for how
     /// long. Each later call found the ring still empty.
     timed: Option<(u64, u64)>,
+    /// Waking ahead of the message (see `anticipate`).
+    ahead: Ahead,
+    /// `start` was read for waking ahead: a long wait's end can be dated.
+    dated: bool,
+}
+
+/// Where a wait that wakes ahead of its message stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Ahead {
+    /// No plan: spin to the limit, then the ramp or an untimed park.
+    #[default]
+    Off,
+    /// Spinning to the limit; then park until the plan's `wake_at`.
+    Planned(Plan),
+    /// In the timed park.
+    Parked(Plan),
+    /// Spinning across the window, to `until` at most.
+    Spinning(Plan),
+    /// The window passed without the message: parked untimed.
+    Missed,
 }
 
 impl Adaptive {
@@ -189,6 +235,8 @@ impl Adaptive {
             explore_every: EXPLORE.0,
             credit: 0.0,
             topped_up: now,
+            park_ns: DEFAULT_WAKE_NS,
+            ahead: Box::new(Anticipator::new()),
             wait: Wait::default(),
         }
     }
@@ -208,8 +256,20 @@ impl Adaptive {
         Duration::from_nanos(self.wake_ns)
     }
 
-    /// The first idle poll of a wait: pick this wait's limit and start the clock (not
-    /// for a wait that parks at once: on one CPU every read adds to the round trip).
+    /// Whether waking ahead could pay: not where a park costs less than the timer's
+    /// lateness spreads (one CPU, where a wake-up is a context switch).
+    fn ahead_may_pay(&self) -> bool {
+        self.park_ns > self.ahead.timer_spread()
+    }
+
+    /// How many waits so far it woke ahead of, on a timer, and met their message
+    /// spinning (see "Waking ahead" on [`Adaptive`]).
+    pub fn woke_ahead(&self) -> u64 {
+        self.ahead.hits()
+    }
+
+    /// The first idle poll of a wait: pick this wait's limit and plan, and start the
+    /// clock.
     fn begin(&mut self) {
         self.waits = self.waits.wrapping_add(1);
         let exploring = self.samples < WARMUP || self.waits % self.explore_every == 0;
@@ -218,7 +278,12 @@ impl Adaptive {
         } else {
             self.limit_ns
         };
-        let now = if limit > 0 || self.budget.is_some() {
+        // Read even for a wait that parks at once while waking ahead may pay: its
+        // message's arrival, dated from here, is what it learns from. Not where a park
+        // costs less than a timer is imprecise (one CPU): there every read adds to the
+        // round trip, and no timer could beat the notify.
+        let ahead = self.ahead_may_pay();
+        let now = if limit > 0 || self.budget.is_some() || ahead {
             self.clock.now()
         } else {
             0
@@ -229,6 +294,15 @@ impl Adaptive {
             self.topped_up = now;
             limit = limit.min(self.credit.max(0.0) as u64);
         }
+        // An exploring wait too: it spins `W`, then the plan takes over.
+        let plan = match ahead {
+            true => self.ahead.plan(self.park_ns, limit),
+            false => None,
+        };
+        // Within the CPU budget: the whole window, on top of the spin to the limit.
+        let plan = plan.filter(|p| {
+            self.budget.is_none() || (p.until - p.wake_at + limit) as f64 <= self.credit
+        });
         self.wait = Wait {
             polls: 0,
             start: now,
@@ -240,6 +314,8 @@ impl Adaptive {
             ramp: 0,
             pending: None,
             timed: None,
+            ahead: plan.map_or(Ahead::Off, Ahead::Planned),
+            dated: ahead,
         };
     }
 
@@ -249,6 +325,16 @@ impl Adaptive {
         if self.wait.limit > 0 {
             self.credit -= spun as f64;
             self.wait.pending = Some(spun);
+        }
+        if let Ahead::Planned(plan) = self.wait.ahead {
+            let rest = plan.wake_at.saturating_sub(spun);
+            if rest < GUARD_EARLY_NS {
+                return self.spin_across(plan);
+            }
+            self.wait.ahead = Ahead::Parked(plan);
+            // The deadline is the plan: no slack on top of it.
+            crate::slack::fine_timer_slack();
+            return Action::Park(Some(Duration::from_nanos(rest)));
         }
         // Not after an exploring spin where parking at once pays: on one CPU each timer
         // wake-up would take the peer's time.
@@ -260,12 +346,13 @@ impl Adaptive {
 
     /// The park after the spin: while spinning pays (a limit above zero), a ramp of
     /// timed parks, each twice the one before, from the limit (at least 1 µs) to 50 ms,
-    /// then untimed. Where a wake-up from deep idle is slow (a VM's halted vCPU), the
-    /// ramp's timer wake-ups keep the first message after a quiet spell fast: bursts 10
-    /// ms apart, p50 0.4-0.6 µs in most runs on a 2-vCPU VM against 2-36 µs with an
-    /// untimed park (a ramp stopped at 64 µs did not help). It costs ~16 wake-ups per
-    /// quiet spell, none once the spell passes 0.1 s; where parking at once pays (slow
-    /// traffic, one CPU) the park is untimed from the start.
+    /// then untimed. Where a wake-up from deep idle is slow (a VM's halted vCPU), a
+    /// timer that has just woken the reader can meet the first message after a short
+    /// quiet spell sooner than the writer's notify would (on a 2-vCPU VM: bursts 10 ms
+    /// apart, p50 0.4-0.6 µs in some runs and 8-34 µs in others, against 2-99 µs with an
+    /// untimed park; regular spells are now met by waking ahead, see [`Adaptive`]). It
+    /// costs ~16 wake-ups per quiet spell, none once the spell passes 0.1 s; where
+    /// parking at once pays (slow traffic, one CPU) the park is untimed from the start.
     fn next_park(&mut self) -> Action {
         let ramp = self.wait.ramp;
         if ramp == 0 || ramp > RAMP_LAST_NS {
@@ -308,7 +395,7 @@ impl Adaptive {
         }
         self.samples = self.samples.saturating_add(1);
         let before = self.limit_ns;
-        self.limit_ns = self.choose();
+        (self.limit_ns, self.park_ns) = self.choose();
         if self.wait.exploring && self.samples > WARMUP {
             // Explore more often only while exploring moves the limit up: a message now
             // and then inside an exploring spin (on one CPU, when the scheduler lets the
@@ -334,7 +421,8 @@ impl Adaptive {
     /// same curve (the share of gaps shorter than `W` over the mean of `min(gap, W)`).
     /// Inside a burst of 1 µs gaps a 30 µs wake-up delays some thirty messages, not one;
     /// between messages a millisecond apart it delays one.
-    fn choose(&self) -> u64 {
+    /// Returns the limit and the cost of a park it weighed (ns).
+    fn choose(&self) -> (u64, u64) {
         let wake = self.wake_ns as f64;
         // The curve where it is known: each bucket's end, the share of waits still empty
         // there, and the expected spin time up to it.
@@ -376,7 +464,40 @@ impl Adaptive {
         if optimistic && best == reach && best > 0 {
             best = bucket(known).1;
         }
-        best
+        (best, park as u64)
+    }
+
+    /// The timed park of a plan ended (its timer, or a wake-up that found nothing): spin
+    /// across the window, or park again if woken well before it.
+    fn timer_ended(&mut self, plan: Plan) -> Action {
+        let now = self.clock.now().saturating_sub(self.wait.start);
+        if now + GUARD_EARLY_NS < plan.wake_at {
+            return Action::Park(Some(Duration::from_nanos(plan.wake_at - now)));
+        }
+        self.ahead.timer_late(now.saturating_sub(plan.wake_at));
+        self.spin_across(plan)
+    }
+
+    /// Starts the spin across the plan's window.
+    fn spin_across(&mut self, plan: Plan) -> Action {
+        self.wait.ahead = Ahead::Spinning(plan);
+        self.wait.polls = 1;
+        Action::Spin
+    }
+
+    /// One poll of the window's spin: past `until`, the plan missed; park untimed.
+    fn spin_ahead(&mut self, plan: Plan) -> Action {
+        self.wait.polls += 1;
+        if self.wait.polls % CHECK_EVERY == 0 {
+            let now = self.clock.now().saturating_sub(self.wait.start);
+            if now >= plan.until {
+                self.credit -= (now - plan.wake_at) as f64;
+                self.ahead.missed();
+                self.wait.ahead = Ahead::Missed;
+                return Action::Park(None);
+            }
+        }
+        Action::Spin
     }
 }
 
@@ -399,7 +520,11 @@ impl IdleStrategy for Adaptive {
             return Action::Continue;
         }
         if self.wait.parked {
-            return self.next_park();
+            return match self.wait.ahead {
+                Ahead::Parked(plan) => self.timer_ended(plan),
+                Ahead::Spinning(plan) => self.spin_ahead(plan),
+                _ => self.next_park(),
+            };
         }
         if self.wait.polls == 0 {
             self.begin();
@@ -424,6 +549,22 @@ impl IdleStrategy for Adaptive {
     /// at once costs nothing).
     fn reset(&mut self) {
         let w = self.wait;
+        if let Ahead::Spinning(plan) | Ahead::Parked(plan) = w.ahead {
+            // Found in the window's spin (or just as the timed park ended): it came
+            // about now.
+            let at = self.clock.now().saturating_sub(w.start);
+            self.credit -= at.saturating_sub(plan.wake_at) as f64;
+            self.ahead.arrived(at);
+            if matches!(w.ahead, Ahead::Spinning(_)) {
+                self.ahead.hit();
+            }
+            // As `woken` learns a parked wait's gap.
+            if let Some(spun) = w.pending {
+                self.learn(at.max(spun), at > spun);
+            }
+            self.wait = Wait::default();
+            return;
+        }
         if w.polls > 0 && !w.parked {
             if w.polls_at_read > 0 {
                 let per_poll = w.spun / u64::from(w.polls_at_read);
@@ -447,14 +588,15 @@ impl IdleStrategy for Adaptive {
         "adaptive"
     }
 
-    /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up): a measurement is two
-    /// clock reads, which on one CPU add to every round trip. And every wake-up of a
-    /// park that followed a spin: the lateness dates the message that ended the wait.
+    /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up) teaches `W`. The others
+    /// are measured only where the lateness dates a message: the gap of a wait that
+    /// spun, or the end of a long wait while waking ahead may pay. A measurement is two
+    /// clock reads, which on one CPU add to every round trip.
     fn wants_wake_cost(&mut self) -> bool {
         self.wakes = self.wakes.wrapping_add(1);
         let sample = self.samples < WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0;
         self.gap_only = !sample;
-        sample || self.wait.pending.is_some()
+        sample || self.wait.pending.is_some() || self.wait.dated
     }
 
     /// Learns the wake-up cost (the limit follows with the next wait that spins), and
@@ -465,12 +607,28 @@ impl IdleStrategy for Adaptive {
     fn woken(&mut self, late: Option<Duration>) {
         let Some(late) = late else { return };
         let late = late.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let arrived = self
+            .clock
+            .now()
+            .saturating_sub(self.wait.start)
+            .saturating_sub(late);
+        if self.wait.polls > 0 && self.wait.dated {
+            // The wait outlasted its spin. A gap well past a wake-up is what waking
+            // ahead is for (a planned window it arrived before or after teaches the
+            // next plan); a short one (a burst's straggler) is the spin limit's.
+            if arrived > 2 * self.wake_ns {
+                self.ahead.arrived(arrived);
+            }
+            if let Ahead::Parked(plan) = self.wait.ahead {
+                self.ahead.beaten();
+                // Notified past the deadline: the timer was at least that late.
+                if arrived > plan.wake_at {
+                    self.ahead.timer_late(arrived - plan.wake_at);
+                }
+            }
+            self.wait.ahead = Ahead::Off;
+        }
         if let Some(spun) = self.wait.pending.take() {
-            let arrived = self
-                .clock
-                .now()
-                .saturating_sub(self.wait.start)
-                .saturating_sub(late);
             // A notify for a message published before the park began is the waker's
             // timing, not a gap: count the wait as cut short, as without a notify.
             self.learn(arrived.max(spun), arrived > spun);

@@ -16,6 +16,10 @@ struct Sim {
     /// Spinning holds the writer off (both ends on one CPU): a message comes only a gap
     /// after the reader parks.
     one_cpu: bool,
+    /// How late a timed park's timer fires: `timer_late`, plus up to `timer_jitter`.
+    timer_late: u64,
+    timer_jitter: u64,
+    seed: u64,
     spun: u64,
     parks: u64,
     /// Latency the waits added to their messages (ns).
@@ -31,6 +35,9 @@ impl Sim {
             t,
             wake,
             one_cpu: false,
+            timer_late: 0,
+            timer_jitter: 0,
+            seed: 1,
             spun: 0,
             parks: 0,
             late: 0,
@@ -57,25 +64,29 @@ impl Sim {
             match self.a.idle(0) {
                 Action::Spin => {
                     self.advance(POLL_NS);
+                    self.spun += POLL_NS;
                     if !self.one_cpu && self.now() >= arrives {
-                        self.spun += self.now() - start;
                         return;
                     }
                 }
                 Action::Park(timeout) => {
                     if !parked {
                         parked = true;
-                        self.spun += self.now() - start;
                         self.parks += 1;
                         if self.one_cpu {
                             arrives = self.now() + gap;
                         }
                     }
                     let notified = self.now().max(arrives) + self.wake;
+                    self.seed = self
+                        .seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let late = self.timer_late + (self.seed >> 33) % self.timer_jitter.max(1);
                     match timeout {
                         // The timer ends the park first: look at the ring again.
-                        Some(t) if self.now() + t.as_nanos() as u64 <= notified => {
-                            self.advance(t.as_nanos() as u64);
+                        Some(t) if self.now() + t.as_nanos() as u64 + late <= notified => {
+                            self.advance(t.as_nanos() as u64 + late);
                             if self.now() >= arrives {
                                 self.late += self.now() - arrives;
                                 return;
@@ -120,13 +131,25 @@ fn steady_fast_traffic_spins_through_every_gap() {
     assert!((US..=4 * US).contains(&s.limit()), "limit {} ns", s.limit());
 }
 
+/// Gaps spread evenly over `lo..hi` ns (a fixed sequence).
+fn spread(lo: u64, hi: u64) -> impl FnMut() -> u64 {
+    let mut x = 12_345u64;
+    move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        lo + (x >> 33) % (hi - lo)
+    }
+}
+
 #[test]
 fn steady_slow_traffic_parks_at_once() {
+    // Gaps of 0.5 to 2 ms: too spread to wake ahead of (see the tests below for gaps
+    // that are not).
     let mut s = Sim::new(20 * US, None);
-    s.waits(2_000, MS);
+    let mut gap = spread(MS / 2, 2 * MS);
+    (0..2_000).for_each(|_| s.wait(gap()));
     assert_eq!(s.limit(), 0);
     s.restart_counts();
-    s.waits(1_000, MS);
+    (0..1_000).for_each(|_| s.wait(gap()));
     // Only the exploring waits spin (the whole W, one wait in 256 by now).
     assert!(
         s.spun / s.waits < US,
@@ -330,11 +353,12 @@ fn after_a_spin_it_parks_on_a_ramp_then_untimed() {
 #[test]
 fn where_parking_at_once_pays_the_park_is_untimed() {
     let mut s = Sim::new(20 * US, None);
-    s.waits(2_000, MS);
+    let mut gap = spread(MS / 2, 2 * MS);
+    (0..2_000).for_each(|_| s.wait(gap()));
     assert_eq!(s.limit(), 0);
     // The next wait that does not explore parks at once, untimed.
     while (s.a.waits + 1) % s.a.explore_every == 0 {
-        s.wait(MS);
+        s.wait(gap());
     }
     s.a.reset();
     assert_eq!(s.a.idle(0), Action::Park(None));
@@ -356,4 +380,119 @@ fn rare_longer_gaps_are_spun_through_when_a_park_costs_more() {
     mixed(&mut s, 4_000);
     assert!(s.limit() >= 6 * US, "limit {} ns", s.limit());
     assert!(s.parks <= 8, "{} parks in 40 long gaps", s.parks);
+}
+
+#[test]
+fn regular_long_gaps_are_met_awake_by_a_timer_and_a_short_spin() {
+    // A paced writer, 1 ms apart, against 40 µs wake-ups and a timer 10 µs late: park on
+    // a timer that ends just before the next message, spin the rest.
+    let mut s = Sim::new(40 * US, None);
+    s.timer_late = 10 * US;
+    let mut gap = spread(MS - 2 * US, MS + 2 * US);
+    (0..200).for_each(|_| s.wait(gap()));
+    s.restart_counts();
+    (0..1_000).for_each(|_| s.wait(gap()));
+    // Nearly every message is met awake (the exploring waits spin W and park on).
+    assert!(s.late < 1_000 * 2 * US, "{} ns late in all", s.late);
+    // Each wait spins far less than a wake-up costs, and parks (on the timer).
+    assert!(
+        s.spun / 1_000 < 20 * US,
+        "{} ns spun per wait",
+        s.spun / 1_000
+    );
+    assert!(s.parks >= 990, "{} parks", s.parks);
+}
+
+#[test]
+fn bursts_on_a_timer_are_met_awake() {
+    // Bursts of 1 µs gaps every 10 ms (± 50 µs): the quiet spell's wait wakes ahead of
+    // the next burst, so its first message does not pay a wake-up and queue the rest.
+    let mut s = Sim::new(40 * US, None);
+    s.timer_late = 5 * US;
+    let mut spell = spread(10 * MS - 50 * US, 10 * MS + 50 * US);
+    let mut bursts = |s: &mut Sim, n: usize| {
+        for _ in 0..n {
+            s.waits(99, US);
+            s.wait(spell());
+        }
+    };
+    bursts(&mut s, 30);
+    s.restart_counts();
+    bursts(&mut s, 20);
+    // Against 800 µs for a wake-up per quiet spell: a spell now and then whose message
+    // comes before the window (the earliest seen is left out of it) pays part of one.
+    assert!(s.late < 200 * US, "{} ns late in 20 bursts", s.late);
+    // The window (~100 µs of spread and the timer's) per quiet spell, plus the bursts.
+    assert!(
+        s.spun < 20 * (250 * US + 99 * 2 * US),
+        "{} ns spun in 20 bursts",
+        s.spun
+    );
+}
+
+#[test]
+fn a_window_that_misses_is_dropped_then_relearnt() {
+    let mut s = Sim::new(40 * US, None);
+    s.waits(200, MS);
+    // The writer slows down: the first wait spins its window and misses, parks, and the
+    // plan is dropped until the new gaps are regular again.
+    s.restart_counts();
+    s.waits(1, 3 * MS);
+    assert!(
+        s.late >= 40 * US,
+        "the missed message paid the wake-up: {} ns",
+        s.late
+    );
+    assert!(s.spun < 10 * US, "{} ns spun on the missed window", s.spun);
+    s.waits(50, 3 * MS);
+    s.restart_counts();
+    s.waits(100, 3 * MS);
+    assert!(s.late < 100 * 2 * US, "{} ns late in 100 waits", s.late);
+}
+
+#[test]
+fn on_one_cpu_waking_ahead_backs_off() {
+    // Spinning holds the writer off: every window misses. Each miss doubles the waits
+    // sat out, so the windows fade and the latency stays that of `blocking`.
+    let mut s = Sim::new(20 * US, None);
+    s.one_cpu = true;
+    s.waits(2_000, MS);
+    s.restart_counts();
+    s.waits(2_000, MS);
+    let blocking = s.waits * s.wake;
+    assert!(
+        s.late <= blocking + blocking / 20,
+        "{} ns late against {blocking}",
+        s.late
+    );
+    assert!(
+        s.spun / s.waits < US,
+        "{} ns spun per wait",
+        s.spun / s.waits
+    );
+}
+
+#[test]
+fn no_waking_ahead_where_a_park_costs_less_than_the_timer_is_imprecise() {
+    // One CPU: a wake-up is a context switch (2 µs) and the timer's lateness spreads over
+    // 20 µs. Once it has seen that, regular gaps are parked on untimed, and their ends
+    // are not even dated (the clock reads would add to every round trip).
+    let mut s = Sim::new(2 * US, None);
+    s.one_cpu = true;
+    (s.timer_late, s.timer_jitter) = (10 * US, 20 * US);
+    s.waits(2_000, MS);
+    let before = s.a.woke_ahead();
+    s.waits(1_000, MS);
+    assert_eq!(s.a.woke_ahead(), before);
+    while (s.a.waits + 1) % s.a.explore_every == 0 {
+        s.wait(MS);
+    }
+    s.a.reset();
+    assert_eq!(s.a.idle(0), Action::Park(None));
+    assert!(!s.a.wait.dated, "park {} ns", s.a.park_ns);
+    // The same gaps and timer against a 40 µs wake-up across CPUs: it wakes ahead.
+    let mut s = Sim::new(40 * US, None);
+    (s.timer_late, s.timer_jitter) = (10 * US, 20 * US);
+    s.waits(500, MS);
+    assert!(s.a.woke_ahead() > 300, "woke ahead of {}", s.a.woke_ahead());
 }

@@ -94,7 +94,10 @@ const GUARD_EARLY_NS: u64 = 2_000;
 /// bursts, whose wake-up delays a whole queue, are met. A
 /// window that passes without its message makes it sit out the next long waits (twice
 /// as many after each miss in a row), so it stops where spinning holds the writer off.
-/// [`Adaptive::woke_ahead`] counts the waits it met this way.
+/// [`Adaptive::woke_ahead`] counts the waits it met this way. What it cannot see: the
+/// messages a reader drains without waiting (a `poll` after a wake-up). When a wake-up
+/// outlasts a whole burst, every message queues behind it, no short gap is ever waited
+/// for, and a park is priced at one wake-up, not the queue's: it may then not wake ahead.
 ///
 /// What it learns follows the machine: with both ends on one CPU, spinning only delays
 /// the peer that would write, so spins never end with a message, the curve stays at one

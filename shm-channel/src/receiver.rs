@@ -75,6 +75,8 @@ impl<K: ChannelKind, N: Notifier, I: ParksOn<N>> Receiver<K, N, I> {
         let mut end = self.reading();
         let n = end.read(limit, &mut handler)?;
         if n > 0 {
+            // Handed over without a wait: what queued (an adaptive strategy counts it).
+            self.idle.delivered(n);
             return Ok(n);
         }
         let check = self.engine.check_due(Action::Spin, self.link.detect) | self.gone_seen;

@@ -94,10 +94,13 @@ const GUARD_EARLY_NS: u64 = 2_000;
 /// bursts, whose wake-up delays a whole queue, are met. A
 /// window that passes without its message makes it sit out the next long waits (twice
 /// as many after each miss in a row), so it stops where spinning holds the writer off.
-/// [`Adaptive::woke_ahead`] counts the waits it met this way. What it cannot see: the
-/// messages a reader drains without waiting (a `poll` after a wake-up). When a wake-up
-/// outlasts a whole burst, every message queues behind it, no short gap is ever waited
-/// for, and a park is priced at one wake-up, not the queue's: it may then not wake ahead.
+/// [`Adaptive::woke_ahead`] counts the waits it met this way. A park's price counts the
+/// messages that queue behind the wake-up, and when a wake-up outlasts a whole burst no
+/// short gap is ever waited for to show them: so waking ahead also counts what each
+/// wake-up left queued, as a channel's `poll` reports it through
+/// [`IdleStrategy::delivered`] (the spin limit stays with the gaps alone: on one CPU a
+/// queue is the peer's work done while this end ran, no reason to spin). A reader that
+/// drains with single receives leaves that unseen.
 ///
 /// What it learns follows the machine: with both ends on one CPU, spinning only delays
 /// the peer that would write, so spins never end with a message, the curve stays at one
@@ -143,6 +146,12 @@ pub struct Adaptive {
     topped_up: u64,
     /// What a park costs the messages (ns), as the latest choice of limit weighed it.
     park_ns: u64,
+    /// Messages handed over without a wait since the latest notified wake-up (`None`
+    /// once a wait idled again), and their running mean per wake-up: the queue a
+    /// wake-up leaves, which the gaps alone do not show when a reader drains it by
+    /// polling.
+    drained: Option<u32>,
+    queued: f64,
     /// The long gaps, for waking ahead of a regular one (see `anticipate`).
     ahead: Box<Anticipator>,
     wait: Wait,
@@ -239,6 +248,8 @@ impl Adaptive {
             credit: 0.0,
             topped_up: now,
             park_ns: DEFAULT_WAKE_NS,
+            drained: None,
+            queued: 0.0,
             ahead: Box::new(Anticipator::new()),
             wait: Wait::default(),
         }
@@ -262,7 +273,7 @@ impl Adaptive {
     /// Whether waking ahead could pay: not where a park costs less than the timer's
     /// lateness spreads (one CPU, where a wake-up is a context switch).
     fn ahead_may_pay(&self) -> bool {
-        self.park_ns > self.ahead.timer_spread()
+        self.park_cost_ahead() > self.ahead.timer_spread()
     }
 
     /// How many waits so far it woke ahead of, on a timer, and met their message
@@ -275,6 +286,7 @@ impl Adaptive {
     /// clock.
     fn begin(&mut self) {
         self.waits = self.waits.wrapping_add(1);
+        self.end_drain();
         let exploring = self.samples < WARMUP || self.waits % self.explore_every == 0;
         let mut limit = if exploring {
             self.wake_ns
@@ -299,7 +311,7 @@ impl Adaptive {
         }
         // An exploring wait too: it spins `W`, then the plan takes over.
         let plan = match ahead {
-            true => self.ahead.plan(self.park_ns, limit),
+            true => self.ahead.plan(self.park_cost_ahead(), limit),
             false => None,
         };
         // Within the CPU budget: the whole window, on top of the spin to the limit.
@@ -481,6 +493,24 @@ impl Adaptive {
         self.spin_across(plan)
     }
 
+    /// The queue behind the latest wake-up has been handed over (a wait idles again):
+    /// fold its length into the running mean.
+    fn end_drain(&mut self) {
+        if let Some(n) = self.drained.take() {
+            self.queued = (self.queued * 7.0 + f64::from(n)) / 8.0;
+        }
+    }
+
+    /// What a park costs the messages, for waking ahead: the limit's price, or one
+    /// wake-up for each message seen queued behind a wake-up, whichever is more (a
+    /// burst that queues whole behind one wake-up is never waited for, so the gaps do
+    /// not show it). The limit itself is left to the gaps: on one CPU a queue is the
+    /// peer's work done while this end ran, not a reason to spin.
+    fn park_cost_ahead(&self) -> u64 {
+        let queue = self.wake_ns as f64 * (1.0 + self.queued / 2.0);
+        self.park_ns.max(queue as u64)
+    }
+
     /// Starts the spin across the plan's window.
     fn spin_across(&mut self, plan: Plan) -> Action {
         self.wait.ahead = Ahead::Spinning(plan);
@@ -591,6 +621,13 @@ impl IdleStrategy for Adaptive {
         "adaptive"
     }
 
+    /// Counts messages drained after a wake-up (see [`IdleStrategy::delivered`]).
+    fn delivered(&mut self, n: usize) {
+        if let Some(d) = self.drained.as_mut() {
+            *d = d.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+
     /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up) teaches `W`. The others
     /// are measured only where the lateness dates a message: the gap of a wait that
     /// spun, or the end of a long wait while waking ahead may pay. A measurement is two
@@ -608,6 +645,8 @@ impl IdleStrategy for Adaptive {
     /// the limit would be seen by the rare exploring waits alone: a jittery writer's
     /// occasional long gap would then be parked on for ever (a spinning reader's p99).
     fn woken(&mut self, late: Option<Duration>) {
+        self.end_drain();
+        self.drained = Some(0);
         let Some(late) = late else { return };
         let late = late.as_nanos().min(u128::from(u64::MAX)) as u64;
         let arrived = self

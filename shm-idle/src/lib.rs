@@ -101,6 +101,13 @@ pub trait IdleStrategy {
     fn woken(&mut self, late: Option<Duration>) {
         let _ = late;
     }
+
+    /// The end handed over `n` messages outside a wait (a `Receiver::poll` that drains
+    /// what queued). The default ignores it; [`Adaptive`] counts what queues behind a
+    /// wake-up, which is what a park costs the messages.
+    fn delivered(&mut self, n: usize) {
+        let _ = n;
+    }
 }
 
 /// How a strategy blocks when the channel parks on notifier `N`. The default is the

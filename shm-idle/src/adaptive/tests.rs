@@ -496,3 +496,25 @@ fn no_waking_ahead_where_a_park_costs_less_than_the_timer_is_imprecise() {
     s.waits(500, MS);
     assert!(s.a.woke_ahead() > 300, "woke ahead of {}", s.a.woke_ahead());
 }
+
+#[test]
+fn a_burst_that_queues_whole_behind_a_wake_up_is_priced_by_its_queue() {
+    // A 100 µs wake-up outlasts each burst: the reader waits once per 10 ms spell, and a
+    // poll then drains the 99 messages that queued. The gaps show only the spells, so a
+    // park looks like it costs one wake-up, less than the window's spin; the drained
+    // count shows it costs a hundred.
+    let run = |report_drained: bool| {
+        let mut s = Sim::new(100 * US, None);
+        (s.timer_late, s.timer_jitter) = (20 * US, 40 * US);
+        let mut spell = spread(10 * MS - 100 * US, 10 * MS + 100 * US);
+        for _ in 0..60 {
+            s.wait(spell());
+            if report_drained {
+                s.a.delivered(99);
+            }
+        }
+        s.a.woke_ahead()
+    };
+    assert_eq!(run(false), 0);
+    assert!(run(true) > 30, "woke ahead of {} of 60 spells", run(true));
+}

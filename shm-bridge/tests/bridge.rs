@@ -432,6 +432,10 @@ fn mpsc_channels_at_both_ends_keep_each_writers_order() {
                     tx.send_timeout(&body, Duration::from_secs(60))
                         .unwrap_or_else(|e| panic!("writer {id}, send {i}: {e}"));
                 }
+                // Kept open until everything arrived: the inbound bridge attaches to the
+                // far channel in its own time, and the far channel's only other writer
+                // closing before it did would rightly end the stream there.
+                tx
             })
         })
         .collect();
@@ -460,7 +464,7 @@ fn mpsc_channels_at_both_ends_keep_each_writers_order() {
         }
     }
     for w in writers {
-        w.join().unwrap();
+        drop(w.join().unwrap());
     }
     // Every writer closed: the stream's end crosses and both bridges stop.
     assert!(inb.wait_timeout(Duration::from_secs(10)).success());

@@ -31,7 +31,7 @@ const DEFAULT_WAKE_NS: u64 = 20_000;
 /// Wake-up measurements are clamped into this range: below it a park costs its system
 /// calls anyway; above it the sample is noise or a hostile peer's timestamp.
 const WAKE_RANGE_NS: (u64, u64) = (1_000, 1_000_000);
-/// Waits that all explore (spin the whole `W`) before the curve is trusted.
+/// Waits that all explore (spin as long as a park costs) before the curve is trusted.
 const WARMUP: u32 = 16;
 /// Exploring waits: one in `EXPLORE.0` while exploration finds messages past the limit,
 /// doubling to one in `EXPLORE.1` while it does not.
@@ -74,9 +74,11 @@ const GUARD_EARLY_NS: u64 = 2_000;
 /// message that ends it and about `W / 2` for each message that queues behind it while
 /// the reader wakes (read off the same curve). Spin time and message latency weigh the
 /// same: that is the one choice made for the user, and [`Adaptive::with_budget`] is
-/// there when CPU must weigh more. Limits past `W` never pay: parking at once would be
-/// cheaper whatever the gap. Every few waits one spins the whole `W` so the curve stays
-/// known above the chosen limit (more often while that moves the limit up, as rarely as
+/// there when CPU must weigh more. Limits past a park's cost never pay: parking at once
+/// would be cheaper whatever the gap. Where messages come faster than a wake-up, that
+/// cost is several `W` (the queue), so a writer's stall a little longer than a wake-up
+/// is spun through rather than parked on. Every few waits one spins as long as a park
+/// costs, so the curve stays known above the chosen limit (more often while that moves the limit up, as rarely as
 /// one wait in 256 while it does not). Old waits fade (the counts halve every few hundred
 /// waits), so a change of rate is learnt within a few hundred waits. After a spin that
 /// pays, the park is a short ramp of timed parks, then untimed (see `next_park`); where
@@ -289,7 +291,7 @@ impl Adaptive {
         self.end_drain();
         let exploring = self.samples < WARMUP || self.waits % self.explore_every == 0;
         let mut limit = if exploring {
-            self.wake_ns
+            self.explore_ns()
         } else {
             self.limit_ns
         };
@@ -309,7 +311,7 @@ impl Adaptive {
             self.topped_up = now;
             limit = limit.min(self.credit.max(0.0) as u64);
         }
-        // An exploring wait too: it spins `W`, then the plan takes over.
+        // An exploring wait too: it spins its whole reach, then the plan takes over.
         let plan = match ahead {
             true => self.ahead.plan(self.park_cost_ahead(), limit),
             false => None,
@@ -425,34 +427,33 @@ impl Adaptive {
 
     /// The spin limit with the least expected cost: spin time plus the cost of a park
     /// times the chance of parking anyway. Only buckets enough waits reached count,
-    /// none past `W`. When the best limit is the last bucket with data and still a share
-    /// of waits parks there, it reaches one bucket further: the waits then measure that
-    /// bucket (they would only ever be cut off at the limit otherwise), and the next
-    /// choice keeps it or drops it on its merits.
+    /// none past the park's cost (spinning longer than a park costs never pays). When
+    /// the best limit is the last bucket with data and still a share of waits parks
+    /// there, it reaches one bucket further: the waits then measure that bucket (they
+    /// would only ever be cut off at the limit otherwise), and the next choice keeps it
+    /// or drops it on its merits.
     ///
     /// A park costs `W` for the message that ends it, and about `W / 2` more for each
     /// message that arrives while the reader wakes up (they queue behind the first):
     /// `W · (1 + n / 2)`, where `n`, the messages expected within `W`, comes from the
     /// same curve (the share of gaps shorter than `W` over the mean of `min(gap, W)`).
     /// Inside a burst of 1 µs gaps a 30 µs wake-up delays some thirty messages, not one;
-    /// between messages a millisecond apart it delays one.
+    /// between messages a millisecond apart it delays one. So where messages come faster
+    /// than a wake-up, a stall of the writer longer than `W` but shorter than that price
+    /// is spun through: parking on it would delay the whole queue behind the wake-up.
     /// Returns the limit and the cost of a park it weighed (ns).
     fn choose(&self) -> (u64, u64) {
         let wake = self.wake_ns as f64;
         // The curve where it is known: each bucket's end, the share of waits still empty
         // there, and the expected spin time up to it.
         let mut curve = [(0u64, 1.0f64, 0.0f64); BUCKETS];
-        let (mut known, mut optimistic) = (0, false);
+        let mut known = 0;
         let (mut still_empty, mut spin) = (1.0f64, 0.0f64);
         for (k, point) in curve.iter_mut().enumerate() {
-            let (start, end) = bucket(k);
-            if end > self.wake_ns {
-                break;
-            }
             if self.curve.at_risk[k] < MIN_AT_RISK {
-                optimistic = still_empty > OPTIMISM;
                 break;
             }
+            let (start, end) = bucket(k);
             let hazard = f64::from(self.curve.ended[k] / self.curve.at_risk[k]);
             let next = still_empty * (1.0 - hazard);
             spin += (still_empty + next) / 2.0 * (end - start) as f64;
@@ -460,26 +461,45 @@ impl Adaptive {
             *point = (end, still_empty, spin);
             known = k + 1;
         }
-        // Past the known part, assume no more arrivals before `W`.
-        let reach = curve[..known].last().map_or(0, |p| p.0);
-        let mean_min_gap = spin + still_empty * (self.wake_ns - reach) as f64;
+        // The messages a wake-up delays, from the curve up to `W` (past its known part,
+        // assume no more arrivals before `W`).
+        let within = curve[..known].partition_point(|p| p.0 <= self.wake_ns);
+        let (reach, empty_at_w, spin_to_w) = match within {
+            0 => (0, 1.0, 0.0),
+            k => curve[k - 1],
+        };
+        let mean_min_gap = spin_to_w + empty_at_w * (self.wake_ns - reach) as f64;
         let queued = if mean_min_gap > 0.0 {
-            wake * (1.0 - still_empty) / mean_min_gap
+            wake * (1.0 - empty_at_w) / mean_min_gap
         } else {
             0.0
         };
         let park = wake * (1.0 + queued / 2.0);
+        // The limits worth weighing: known, and no dearer than the park itself.
+        let worth = curve[..known].partition_point(|p| p.0 as f64 <= park);
         let (mut best_cost, mut best) = (park, 0);
-        for &(end, still_empty, spin) in &curve[..known] {
+        for &(end, still_empty, spin) in &curve[..worth] {
             let cost = spin + still_empty * park;
             if cost < best_cost {
                 (best_cost, best) = (cost, end);
             }
         }
-        if optimistic && best == reach && best > 0 {
+        // Data ran out before the park's price: reach one bucket further while a share
+        // of waits still parks at the last known one.
+        let optimistic = worth == known
+            && known < BUCKETS
+            && bucket(known).1 as f64 <= park
+            && still_empty > OPTIMISM;
+        if optimistic && known > 0 && best == curve[known - 1].0 {
             best = bucket(known).1;
         }
         (best, park as u64)
+    }
+
+    /// How long an exploring wait spins: as long as a park costs (the longest limit
+    /// `choose` weighs), within the curve's last bucket.
+    fn explore_ns(&self) -> u64 {
+        self.park_ns.max(self.wake_ns).min(EDGES_NS[BUCKETS - 1])
     }
 
     /// The timed park of a plan ended (its timer, or a wake-up that found nothing): spin

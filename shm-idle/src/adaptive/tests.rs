@@ -518,3 +518,39 @@ fn a_burst_that_queues_whole_behind_a_wake_up_is_priced_by_its_queue() {
     assert_eq!(run(false), 0);
     assert!(run(true) > 30, "woke ahead of {} of 60 spells", run(true));
 }
+
+#[test]
+fn stalls_longer_than_a_wake_up_are_spun_through_when_the_queue_costs_more() {
+    // 5 µs gaps, one wait in 50 a 60 µs stall of the writer (a preempted vCPU); a
+    // wake-up costs up to 40 µs and delays the messages that queue behind it (some
+    // eight), so a park costs several wake-ups: spinning through the stall is cheaper
+    // than parking on it, though it outlasts a wake-up. Timers fire as late as a
+    // wake-up (a VM), so the ramp of timed parks does not hide the stall.
+    let mut s = Sim::new(40 * US, None);
+    s.timer_late = 40 * US;
+    let mixed = |s: &mut Sim, n: usize| {
+        for i in 0..n {
+            s.wait(if i % 50 == 49 { 60 * US } else { 5 * US });
+        }
+    };
+    mixed(&mut s, 4_000);
+    s.restart_counts();
+    mixed(&mut s, 4_000);
+    assert!(s.limit() >= 60 * US, "limit {} ns", s.limit());
+    assert!(s.parks <= 8, "{} parks in 80 stalls", s.parks);
+    // Stalls of 2 ms cost more to spin through than a park: they are parked on, and the
+    // limit stays below the park's price.
+    let mut s = Sim::new(40 * US, None);
+    s.timer_late = 40 * US;
+    let long = |s: &mut Sim, n: usize| {
+        for i in 0..n {
+            s.wait(if i % 50 == 49 { 2 * MS } else { 5 * US });
+        }
+    };
+    long(&mut s, 4_000);
+    s.restart_counts();
+    long(&mut s, 4_000);
+    assert!(s.limit() < 300 * US, "limit {} ns", s.limit());
+    assert!(s.parks >= 70, "{} parks in 80 stalls", s.parks);
+    assert!(s.spun < 4_000 * 10 * US, "spun {} ns", s.spun);
+}

@@ -198,7 +198,8 @@ struct Wait {
 /// Where a wait that wakes ahead of its message stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Ahead {
-    /// No plan: spin to the limit, then the ramp or an untimed park.
+    /// No plan (or its window passed without the message): spin to the limit, then the
+    /// ramp or an untimed park.
     #[default]
     Off,
     /// Spinning to the limit; then park until the plan's `wake_at`.
@@ -207,8 +208,6 @@ enum Ahead {
     Parked(Plan),
     /// Spinning across the window, to `until` at most.
     Spinning(Plan),
-    /// The window passed without the message: parked untimed.
-    Missed,
 }
 
 impl Adaptive {
@@ -546,7 +545,8 @@ impl Adaptive {
             if now >= plan.until {
                 self.credit -= (now - plan.wake_at) as f64;
                 self.ahead.missed();
-                self.wait.ahead = Ahead::Missed;
+                // Parked untimed from here, as a wait without a plan after its ramp.
+                self.wait.ahead = Ahead::Off;
                 return Action::Park(None);
             }
         }

@@ -36,9 +36,14 @@ const WARMUP: u32 = 16;
 /// Exploring waits: one in `EXPLORE.0` while exploration finds messages past the limit,
 /// doubling to one in `EXPLORE.1` while it does not.
 const EXPLORE: (u32, u32) = (16, 256);
-/// A bucket is trusted once this many waits (of the fading window) reached it: one, so a
-/// gap as rare as one wait in a hundred or two still shows (the counts fade at 256).
-const MIN_AT_RISK: f32 = 1.0;
+/// A bucket is trusted while what reached it has not faded below this: one wait, halved
+/// six times over (some 1,500 waits ago at most). The counts fade every 256 waits, and
+/// fading keeps each bucket's share of waits that ended there; a gap as rare as one wait
+/// in a thousand (a writer's jitter at 100k msgs/s) would otherwise be forgotten before
+/// it comes again, and parked on each time.
+const MIN_AT_RISK: f32 = 1.0 / 64.0;
+/// Ordinary waits (a message met spinning) re-weigh the limit one in this many.
+const CHOOSE_EVERY: u32 = 8;
 /// The counts halve when this many waits reached the first bucket: old waits fade.
 const FADE_AT: f32 = 256.0;
 /// The ramp of timed parks after a spin (see `Adaptive::next_park`): the first at least
@@ -410,6 +415,13 @@ impl Adaptive {
             self.curve.ended.iter_mut().for_each(|n| *n /= 2.0);
         }
         self.samples = self.samples.saturating_add(1);
+        // One ordinary wait moves the curve by a few parts in 256 and weighing it costs
+        // 0.05-0.2 µs (on the reader's path between messages): weigh every few waits,
+        // and at once after the waits that teach most (warm-up, exploring, cut short).
+        let routine = came && !self.wait.exploring && self.samples > WARMUP;
+        if routine && self.samples % CHOOSE_EVERY != 0 {
+            return;
+        }
         let before = self.limit_ns;
         (self.limit_ns, self.park_ns) = self.choose();
         if self.wait.exploring && self.samples > WARMUP {

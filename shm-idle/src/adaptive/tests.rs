@@ -111,6 +111,20 @@ impl Sim {
         (0..n).for_each(|_| self.wait(gap));
     }
 
+    /// `n` waits of `gap` ns, every `every`-th one `stall` ns instead.
+    fn stalls(&mut self, n: usize, every: usize, stall: u64, gap: u64) {
+        for i in 1..=n {
+            self.wait(if i % every == 0 { stall } else { gap });
+        }
+    }
+
+    /// A simulated VM: timers fire as late as a wake-up costs.
+    fn vm(wake: u64) -> Sim {
+        let mut s = Sim::new(wake, None);
+        s.timer_late = wake;
+        s
+    }
+
     /// Counters from here on.
     fn restart_counts(&mut self) {
         (self.spun, self.parks, self.late, self.waits) = (0, 0, 0, 0);
@@ -370,14 +384,9 @@ fn rare_longer_gaps_are_spun_through_when_a_park_costs_more() {
     // delays the messages queued behind it. Parking on the rare gap is the p99 of a
     // spinning reader: the limit must climb past 6 µs, not stop at the 1 µs bucket.
     let mut s = Sim::new(30 * US, None);
-    let mixed = |s: &mut Sim, n: usize| {
-        for i in 0..n {
-            s.wait(if i % 100 == 99 { 6 * US } else { US });
-        }
-    };
-    mixed(&mut s, 4_000);
+    s.stalls(4_000, 100, 6 * US, US);
     s.restart_counts();
-    mixed(&mut s, 4_000);
+    s.stalls(4_000, 100, 6 * US, US);
     assert!(s.limit() >= 6 * US, "limit {} ns", s.limit());
     assert!(s.parks <= 8, "{} parks in 40 long gaps", s.parks);
 }
@@ -526,30 +535,18 @@ fn stalls_longer_than_a_wake_up_are_spun_through_when_the_queue_costs_more() {
     // eight), so a park costs several wake-ups: spinning through the stall is cheaper
     // than parking on it, though it outlasts a wake-up. Timers fire as late as a
     // wake-up (a VM), so the ramp of timed parks does not hide the stall.
-    let mut s = Sim::new(40 * US, None);
-    s.timer_late = 40 * US;
-    let mixed = |s: &mut Sim, n: usize| {
-        for i in 0..n {
-            s.wait(if i % 50 == 49 { 60 * US } else { 5 * US });
-        }
-    };
-    mixed(&mut s, 4_000);
+    let mut s = Sim::vm(40 * US);
+    s.stalls(4_000, 50, 60 * US, 5 * US);
     s.restart_counts();
-    mixed(&mut s, 4_000);
+    s.stalls(4_000, 50, 60 * US, 5 * US);
     assert!(s.limit() >= 60 * US, "limit {} ns", s.limit());
     assert!(s.parks <= 8, "{} parks in 80 stalls", s.parks);
     // Stalls of 2 ms cost more to spin through than a park: they are parked on, and the
     // limit stays below the park's price.
-    let mut s = Sim::new(40 * US, None);
-    s.timer_late = 40 * US;
-    let long = |s: &mut Sim, n: usize| {
-        for i in 0..n {
-            s.wait(if i % 50 == 49 { 2 * MS } else { 5 * US });
-        }
-    };
-    long(&mut s, 4_000);
+    let mut s = Sim::vm(40 * US);
+    s.stalls(4_000, 50, 2 * MS, 5 * US);
     s.restart_counts();
-    long(&mut s, 4_000);
+    s.stalls(4_000, 50, 2 * MS, 5 * US);
     assert!(s.limit() < 300 * US, "limit {} ns", s.limit());
     assert!(s.parks >= 70, "{} parks in 80 stalls", s.parks);
     assert!(s.spun < 4_000 * 10 * US, "spun {} ns", s.spun);
@@ -561,16 +558,10 @@ fn rare_stalls_are_remembered_past_the_fading_window() {
     // jittered); a wake-up costs 30 µs and delays the three messages behind it. The
     // late waits are rarer than the curve's fading window is long: what the parks on
     // them taught must outlast the fade, or each is parked on anew (a p99 in waiting).
-    let mut s = Sim::new(30 * US, None);
-    s.timer_late = 30 * US;
-    let run = |s: &mut Sim, n: usize| {
-        for i in 0..n {
-            s.wait(if i % 700 == 699 { 15 * US } else { 9 * US });
-        }
-    };
-    run(&mut s, 20_000);
+    let mut s = Sim::vm(30 * US);
+    s.stalls(20_000, 700, 15 * US, 9 * US);
     s.restart_counts();
-    run(&mut s, 21_000);
+    s.stalls(21_000, 700, 15 * US, 9 * US);
     assert!(s.limit() >= 15 * US, "limit {} ns", s.limit());
     assert!(s.parks <= 6, "{} parks in 30 late waits", s.parks);
 }

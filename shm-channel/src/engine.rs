@@ -170,7 +170,7 @@ impl Engine {
                 },
             )?;
             if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
-                idle.woken(waiter::wake_lateness(link.notify_stamp(self.dir)));
+                idle.woken(waiter::wake_up(link.wake_notes(self.dir)));
             }
             self.parked(parked);
             if let Some(out) = outcome {

@@ -11,6 +11,9 @@ pub(crate) const SPACE_WAITERS: usize = LINE;
 /// Beside each waiter word: when a waker last notified that direction (the low 32 bits
 /// of CLOCK_MONOTONIC in ns), so the woken end can tell how late it ran.
 const NOTIFY_STAMP: usize = 1;
+/// Beside the stamp: the CPU the waker notified from, plus one (0: unknown), so the woken
+/// end can tell that it shares that CPU with its waker.
+const NOTIFY_CPU: usize = 2;
 /// Futex words of the two directions.
 pub(crate) const DATA_FUTEX: usize = 2 * LINE;
 pub(crate) const SPACE_FUTEX: usize = 3 * LINE;
@@ -48,6 +51,10 @@ impl Direction {
 
     pub(crate) fn notify_stamp(self) -> usize {
         self.waiters() + NOTIFY_STAMP
+    }
+
+    pub(crate) fn notify_cpu(self) -> usize {
+        self.waiters() + NOTIFY_CPU
     }
 
     /// A short name for paths and logs.

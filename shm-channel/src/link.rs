@@ -1,7 +1,8 @@
 //! What both ends share: the segment, the two notifiers and the liveness settings.
 
 use crate::layout::Direction;
-use crate::{waiter, ChannelKind};
+use crate::waiter::{self, WakeNotes};
+use crate::ChannelKind;
 use shm_notify::Notifier;
 use shm_ring::sync::AtomicU32;
 use shm_ring::Segment;
@@ -54,9 +55,13 @@ impl<N> Link<N> {
         self.segment.extension().u32(dir.waiters())
     }
 
-    /// When `dir` was last notified (see `waiter::wake_lateness`).
-    pub(crate) fn notify_stamp(&self, dir: Direction) -> &AtomicU32 {
-        self.segment.extension().u32(dir.notify_stamp())
+    /// When and from which CPU `dir` was last notified (see `waiter::wake_up`).
+    pub(crate) fn wake_notes(&self, dir: Direction) -> WakeNotes<'_> {
+        let ext = self.segment.extension();
+        WakeNotes {
+            at: ext.u32(dir.notify_stamp()),
+            cpu: ext.u32(dir.notify_cpu()),
+        }
     }
 
     /// The notifier of `dir`.
@@ -72,13 +77,13 @@ impl<N: Notifier> Link<N> {
     /// After a publication: wakes `dir`'s sleeper if one is parked ([`waiter::wake`]).
     #[inline]
     pub(crate) fn wake(&self, dir: Direction) -> io::Result<bool> {
-        waiter::wake(self.word(dir), self.notify_stamp(dir), self.notifier(dir))
+        waiter::wake(self.word(dir), self.wake_notes(dir), self.notifier(dir))
     }
 
     /// [`Link::wake`] after a ring commit that may have fenced already
     /// ([`waiter::wake_fenced`]).
     #[inline]
     pub(crate) fn wake_fenced<K: ChannelKind>(&self, dir: Direction) -> io::Result<bool> {
-        waiter::wake_fenced::<K, _>(self.word(dir), self.notify_stamp(dir), self.notifier(dir))
+        waiter::wake_fenced::<K, _>(self.word(dir), self.wake_notes(dir), self.notifier(dir))
     }
 }

@@ -51,6 +51,7 @@
 
 use crate::layout::WRITER_SLOTS;
 use crate::ChannelKind;
+use shm_idle::WakeUp;
 use shm_notify::{Notifier, Wait};
 use shm_ring::sync::{fence, AtomicU32, Ordering};
 use shm_ring::Kind;
@@ -253,13 +254,13 @@ pub(crate) fn others_announced(word: &AtomicU32, who: Sleeper) -> bool {
 #[inline]
 pub(crate) fn wake<N: Notifier + ?Sized>(
     word: &AtomicU32,
-    stamp: &AtomicU32,
+    notes: WakeNotes<'_>,
     notifier: &N,
 ) -> io::Result<bool> {
     if !fault::skip_waker_fence() {
         fence(Ordering::SeqCst);
     }
-    wake_after_fence(word, Some(stamp), notifier)
+    wake_after_fence(word, Some(notes), notifier)
 }
 
 /// Waker side after a publication that the ring already followed with a `SeqCst` fence
@@ -268,19 +269,19 @@ pub(crate) fn wake<N: Notifier + ?Sized>(
 #[inline]
 pub(crate) fn wake_fenced<K: ChannelKind, N: Notifier + ?Sized>(
     word: &AtomicU32,
-    stamp: &AtomicU32,
+    notes: WakeNotes<'_>,
     notifier: &N,
 ) -> io::Result<bool> {
     match K::KIND {
-        Kind::Lanes => wake_after_fence(word, Some(stamp), notifier),
-        _ => wake(word, stamp, notifier),
+        Kind::Lanes => wake_after_fence(word, Some(notes), notifier),
+        _ => wake(word, notes, notifier),
     }
 }
 
 #[inline]
 fn wake_after_fence<N: Notifier + ?Sized>(
     word: &AtomicU32,
-    stamp: Option<&AtomicU32>,
+    notes: Option<WakeNotes<'_>>,
     notifier: &N,
 ) -> io::Result<bool> {
     let mut cur = word.load(Ordering::Relaxed);
@@ -301,10 +302,15 @@ fn wake_after_fence<N: Notifier + ?Sized>(
         }
     }
     tracing::trace!("waking a parked peer");
-    // Not part of the protocol (no ordering rests on it): when the sleeper was notified,
-    // so its idle strategy can learn what a wake-up costs (see `wake_lateness`).
-    if let Some(stamp) = stamp {
-        stamp.store(stamp_now(), Ordering::Relaxed);
+    // Not part of the protocol (no ordering rests on it): when and from which CPU the
+    // sleeper was notified, so its idle strategy can learn what a wake-up costs (see
+    // `wake_up`).
+    if let Some(notes) = notes {
+        notes.at.store(stamp_now(), Ordering::Relaxed);
+        notes.cpu.store(
+            cpu_now().map_or(0, |c| c.wrapping_add(1)),
+            Ordering::Relaxed,
+        );
     }
     notifier.notify()?;
     Ok(true)
@@ -325,16 +331,48 @@ fn stamp_now() -> u32 {
     }
 }
 
-/// After a park that a notify ended: how long ago the waker stamped its notify, or
-/// `None` when that reads as a second or more (a stale or garbage stamp, a waker in
-/// another time namespace). Shared memory is input: the answer only tunes an idle
-/// strategy, which clamps it further.
-pub(crate) fn wake_lateness(stamp: &AtomicU32) -> Option<Duration> {
-    if cfg!(shm_loom) {
-        return None;
+/// The CPU this thread runs on (`None` when the kernel does not say; the loom build has
+/// no CPU).
+fn cpu_now() -> Option<u32> {
+    #[cfg(not(shm_loom))]
+    {
+        nix::sched::sched_getcpu()
+            .ok()
+            .and_then(|c| u32::try_from(c).ok())
     }
-    let late = stamp_now().wrapping_sub(stamp.load(Ordering::Relaxed));
-    (late < 1_000_000_000).then(|| Duration::from_nanos(u64::from(late)))
+    #[cfg(shm_loom)]
+    {
+        None
+    }
+}
+
+/// The waker's notes beside a waiter word, for the woken end's idle strategy: when it
+/// last notified (the low 32 bits of CLOCK_MONOTONIC in ns) and from which CPU (plus one;
+/// 0: unknown, as a waker that predates the note leaves it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WakeNotes<'a> {
+    pub(crate) at: &'a AtomicU32,
+    pub(crate) cpu: &'a AtomicU32,
+}
+
+/// After a park that a notify ended: how long ago the waker noted its notify (`None`
+/// when that reads as a second or more: a stale or garbage stamp, a waker in another time
+/// namespace), and whether this end now runs on the CPU the waker notified from (`None`
+/// when either CPU is unknown). Shared memory is input: the answer only tunes an idle
+/// strategy, which clamps it further.
+pub(crate) fn wake_up(notes: WakeNotes<'_>) -> WakeUp {
+    if cfg!(shm_loom) {
+        return WakeUp::default();
+    }
+    let late = stamp_now().wrapping_sub(notes.at.load(Ordering::Relaxed));
+    let beside_waker = match notes.cpu.load(Ordering::Relaxed) {
+        0 => None,
+        theirs => cpu_now().map(|mine| mine.wrapping_add(1) == theirs),
+    };
+    WakeUp {
+        late: (late < 1_000_000_000).then(|| Duration::from_nanos(u64::from(late))),
+        beside_waker,
+    }
 }
 
 /// Test-only fault injection: the real protocol with one step removed, so the loom

@@ -2,7 +2,7 @@
 
 mod anticipate;
 
-use crate::{Action, IdleStrategy, ParksOn};
+use crate::{Action, IdleStrategy, ParksOn, WakeUp};
 use anticipate::{Anticipator, Plan};
 use shm_notify::Notifier;
 use std::time::{Duration, Instant};
@@ -52,6 +52,9 @@ const RAMP_FIRST_NS: u64 = 1_000;
 const RAMP_LAST_NS: u64 = 50_000_000;
 /// Wake-ups measured after the warm-up: one in this many.
 const WAKE_SAMPLE_EVERY: u32 = 4;
+/// While more than this share of its sampled wake-ups ran on the waker's CPU, it takes
+/// its peer to share its CPU, and spins not at all.
+const BESIDE_SHARE: f32 = 0.5;
 /// The most spin time the CPU budget saves up over a quiet spell.
 const CREDIT_CAP_NS: f64 = 1_000_000.0;
 /// A planned timed park that ends this much before its deadline (a wake-up that found
@@ -110,20 +113,26 @@ const GUARD_EARLY_NS: u64 = 2_000;
 /// drains with single receives leaves that unseen.
 ///
 /// What it learns follows the machine: with both ends on one CPU, spinning only delays
-/// the peer that would write, so spins never end with a message, the curve stays at one
-/// and the limit falls to zero (the `blocking` behaviour). An optional CPU budget
+/// the peer that would write. The channel notes the CPU each notify came from, and
+/// while most sampled wake-ups ran on their waker's CPU it neither spins nor explores
+/// nor wakes ahead (the `blocking` behaviour). Weighing the spin there, it took the
+/// lateness such a wake-up shows (the waker's own spin before it let go of the CPU) for
+/// a wake-up's cost, and now and then the two ends spun longer in turn, each delaying
+/// the other, their spins meeting messages only because the scheduler preempted them
+/// (limits of 0.1-0.7 ms on one CPU in one bench run of three). Where the CPU is not
+/// known, the curve alone keeps the limit near zero there. An optional CPU budget
 /// ([`Adaptive::with_budget`]) caps the share of a core spent spinning, windows included.
 ///
 /// Its state is per end (about 230 bytes, a boxed 240-byte curve and a boxed 128-byte
 /// record of the long gaps).
 ///
 /// ```
-/// use shm_idle::{Action, Adaptive, IdleStrategy};
+/// use shm_idle::{Action, Adaptive, IdleStrategy, WakeUp};
 /// use std::time::Duration;
 /// let mut a = Adaptive::new();
 /// assert_eq!(a.name(), "adaptive");
 /// assert_eq!(a.idle(0), Action::Spin); // before it knows better: spin up to `W`
-/// a.woken(Some(Duration::from_micros(8))); // the channel reports a wake-up's cost
+/// a.woken(WakeUp { late: Some(Duration::from_micros(8)), beside_waker: Some(false) });
 /// assert!(a.wake_cost() < Duration::from_micros(20));
 /// assert_eq!(a.woke_ahead(), 0); // no long gaps seen yet
 /// let capped = Adaptive::with_budget(0.05); // spin at most 5% of a core
@@ -161,6 +170,9 @@ pub struct Adaptive {
     queued: f64,
     /// The long gaps, for waking ahead of a regular one (see `anticipate`).
     ahead: Box<Anticipator>,
+    /// The fading share of sampled wake-ups that ran on the CPU their waker notified
+    /// from.
+    beside: f32,
     wait: Wait,
 }
 
@@ -257,6 +269,7 @@ impl Adaptive {
             drained: None,
             queued: 0.0,
             ahead: Box::new(Anticipator::new()),
+            beside: 0.0,
             wait: Wait::default(),
         }
     }
@@ -266,9 +279,13 @@ impl Adaptive {
         self.budget
     }
 
-    /// The spin limit it settled on: how long a wait spins before it parks.
+    /// The spin limit it settled on: how long a wait spins before it parks (zero while
+    /// its peer seems to share its CPU).
     pub fn spin_limit(&self) -> Duration {
-        Duration::from_nanos(self.limit_ns)
+        match self.beside_peer() {
+            true => Duration::ZERO,
+            false => Duration::from_nanos(self.limit_ns),
+        }
     }
 
     /// Its estimate of a wake-up's cost on this channel and machine.
@@ -288,22 +305,32 @@ impl Adaptive {
         self.ahead.hits()
     }
 
+    /// Whether its peer seems to share its CPU: most sampled wake-ups ran on the CPU
+    /// their waker notified from. There a spin only holds off the peer that would end
+    /// it (a message met spinning came because the scheduler took this end off the
+    /// CPU), and the lateness measured includes the waker's own spin: were it weighed as
+    /// `W`, both ends would spin longer, and each make the other later, in turn.
+    fn beside_peer(&self) -> bool {
+        self.beside > BESIDE_SHARE
+    }
+
     /// The first idle poll of a wait: pick this wait's limit and plan, and start the
     /// clock.
     fn begin(&mut self) {
         self.waits = self.waits.wrapping_add(1);
         self.end_drain();
-        let exploring = self.samples < WARMUP || self.waits % self.explore_every == 0;
-        let mut limit = if exploring {
-            self.explore_ns()
-        } else {
-            self.limit_ns
+        let beside = self.beside_peer();
+        let exploring = !beside && (self.samples < WARMUP || self.waits % self.explore_every == 0);
+        let mut limit = match (beside, exploring) {
+            (true, _) => 0,
+            (false, true) => self.explore_ns(),
+            (false, false) => self.limit_ns,
         };
         // Read even for a wait that parks at once while waking ahead may pay: its
         // message's arrival, dated from here, is what it learns from. Not where a park
         // costs less than a timer is imprecise (one CPU): there every read adds to the
         // round trip, and no timer could beat the notify.
-        let ahead = self.ahead_may_pay();
+        let ahead = !beside && self.ahead_may_pay();
         let now = if limit > 0 || self.budget.is_some() || ahead {
             self.clock.now()
         } else {
@@ -357,9 +384,9 @@ impl Adaptive {
             crate::slack::fine_timer_slack();
             return Action::Park(Some(Duration::from_nanos(rest)));
         }
-        // Not after an exploring spin where parking at once pays: on one CPU each timer
-        // wake-up would take the peer's time.
-        if self.limit_ns > 0 {
+        // Not after an exploring spin where parking at once pays, nor beside the peer: on
+        // one CPU each timer wake-up would take the peer's time.
+        if self.limit_ns > 0 && !self.beside_peer() {
             self.wait.ramp = self.limit_ns.max(RAMP_FIRST_NS);
         }
         self.next_park()
@@ -660,13 +687,13 @@ impl IdleStrategy for Adaptive {
         }
     }
 
-    /// One wake-up in `WAKE_SAMPLE_EVERY` (each in the warm-up) teaches `W`. The others
+    /// One wake-up in `WAKE_SAMPLE_EVERY` (each of the first `WARMUP`) teaches `W`. The others
     /// are measured only where the lateness dates a message: the gap of a wait that
     /// spun, or the end of a long wait while waking ahead may pay. A measurement is two
     /// clock reads, which on one CPU add to every round trip.
     fn wants_wake_cost(&mut self) -> bool {
         self.wakes = self.wakes.wrapping_add(1);
-        let sample = self.samples < WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0;
+        let sample = self.wakes <= WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0;
         self.gap_only = !sample;
         sample || self.wait.pending.is_some() || self.wait.dated
     }
@@ -676,10 +703,17 @@ impl IdleStrategy for Adaptive {
     /// before now. Without that a park only says "longer than the limit", and gaps past
     /// the limit would be seen by the rare exploring waits alone: a jittery writer's
     /// occasional long gap would then be parked on for ever (a spinning reader's p99).
-    fn woken(&mut self, late: Option<Duration>) {
+    ///
+    /// Whether it ran on its waker's CPU teaches whether the peer shares this CPU (see
+    /// `beside_peer`): while most did, it spins not at all, and `W` decides nothing.
+    fn woken(&mut self, wake: WakeUp) {
         self.end_drain();
         self.drained = Some(0);
-        let Some(late) = late else { return };
+        let gap_only = std::mem::take(&mut self.gap_only);
+        if let Some(beside) = wake.beside_waker {
+            self.beside = (self.beside * 7.0 + f32::from(u8::from(beside))) / 8.0;
+        }
+        let Some(late) = wake.late else { return };
         let late = late.as_nanos().min(u128::from(u64::MAX)) as u64;
         let arrived = self
             .clock
@@ -707,7 +741,7 @@ impl IdleStrategy for Adaptive {
             // timing, not a gap: count the wait as cut short, as without a notify.
             self.learn(arrived.max(spun), arrived > spun);
         }
-        if !std::mem::take(&mut self.gap_only) {
+        if !gap_only {
             let sample = late.clamp(WAKE_RANGE_NS.0, WAKE_RANGE_NS.1);
             self.wake_ns = (self.wake_ns * 7 + sample) / 8;
         }

@@ -75,6 +75,29 @@ pub enum Action {
     Park(Option<Duration>),
 }
 
+/// What the channel could tell of a wake-up a notify ended (see
+/// [`IdleStrategy::woken`]). Both come from the waker's notes in shared memory: input to
+/// an idle policy, never to correctness.
+///
+/// ```
+/// use shm_idle::{Adaptive, IdleStrategy, WakeUp};
+/// use std::time::Duration;
+/// let mut a = Adaptive::new();
+/// a.woken(WakeUp { late: Some(Duration::from_micros(9)), beside_waker: Some(false) });
+/// assert!(a.wake_cost() < Duration::from_micros(20));
+/// assert_eq!(WakeUp::default().late, None); // nothing known
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeUp {
+    /// How long after the waker's notify this end ran again (`None`: not known).
+    pub late: Option<Duration>,
+    /// Whether this end ran on the CPU the waker notified from (`None`: not known).
+    /// There it ran only once the waker let go of that CPU: the lateness is the waker's
+    /// time, not a wake-up's, and a spin of this end would hold the waker off the same
+    /// way.
+    pub beside_waker: Option<bool>,
+}
+
 /// An idle policy. `idle(work)` after every poll; `work > 0` resets the strategy.
 #[enum_dispatch::enum_dispatch]
 pub trait IdleStrategy {
@@ -95,11 +118,11 @@ pub trait IdleStrategy {
         false
     }
 
-    /// How long after the waker's notify this end ran again (`None` when the channel
-    /// could not tell), when [`IdleStrategy::wants_wake_cost`] asked for it. The default
-    /// ignores it; [`Adaptive`] learns the cost of a wake-up from it.
-    fn woken(&mut self, late: Option<Duration>) {
-        let _ = late;
+    /// What the channel could tell of the wake-up, when [`IdleStrategy::wants_wake_cost`]
+    /// asked for it. The default ignores it; [`Adaptive`] learns the cost of a wake-up
+    /// from it, and that its peer shares its CPU.
+    fn woken(&mut self, wake: WakeUp) {
+        let _ = wake;
     }
 
     /// The end handed over `n` messages outside a wait (a `Receiver::poll` that drains

@@ -8,7 +8,8 @@
 //! * an end killed while parked leaves nothing that wakes its successor: the successor
 //!   (reader, or writer on a full ring) idles for 2 s at under 1% of a core with at most
 //!   a few spurious wake-ups (futex, FIFO, eventfd);
-//! * a waiter word a peer left as `NOTIFIED` or all ones does not delay a message.
+//! * a waiter word a peer left as `NOTIFIED` or all ones does not delay a message;
+//! * a wake-up tells the idle strategy how late it ran and whether on its waker's CPU.
 //!
 //! Every wait is bounded (a watchdog fails the process if an untimed `recv` hangs).
 
@@ -17,7 +18,7 @@ use shm_channel::{
     Sender, Spsc, Token, WaitSet,
 };
 use shm_channel::{RecvTimeoutError, TryRecvError};
-use shm_idle::{Blocking, ParksOn};
+use shm_idle::{Action, Blocking, IdleStrategy, ParksOn, WakeUp};
 use shm_notify::{EventFd, Fifo, Futex};
 use shm_tests::{read_line, unique_name, verify, Peer, MAX_BODY};
 use std::collections::VecDeque;
@@ -540,4 +541,86 @@ fn a_stale_space_waiter_word_delays_a_writer_by_at_most_the_liveness_interval() 
         stop.send(()).unwrap();
         drop(reader.join().unwrap());
     }
+}
+
+/// Parks at once, and keeps what the channel reports of each wake-up.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<WakeUp>>>);
+
+impl IdleStrategy for Recorder {
+    fn idle(&mut self, work: usize) -> Action {
+        match work {
+            0 => Action::Park(None),
+            _ => Action::Continue,
+        }
+    }
+    fn reset(&mut self) {}
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn wants_wake_cost(&mut self) -> bool {
+        true
+    }
+    fn woken(&mut self, wake: WakeUp) {
+        self.0.lock().unwrap().push(wake);
+    }
+}
+
+impl ParksOn<Futex> for Recorder {}
+
+fn pin_to(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+}
+
+/// A parked reader woken by a writer on its own CPU hears so (its lateness is the
+/// writer's time on that CPU, and a spin of its own would hold the writer off), and on
+/// another CPU hears not; both hear how late they ran.
+#[test]
+fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    let mut cases = vec![(cpus[0], cpus[0])];
+    match cpus.get(1) {
+        Some(&other) => cases.push((cpus[0], other)),
+        None => eprintln!("one CPU allowed: the two-CPU case is not run"),
+    }
+    for (reader_cpu, writer_cpu) in cases {
+        let name = unique_name("wakecpu");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut rx: Receiver<Spsc, Futex, Recorder> = ChannelBuilder::new()
+            .capacity(4096)
+            .create_receiver(&name, Recorder(seen.clone()))
+            .unwrap();
+        let mut tx: Sender<Spsc, Futex, Blocking> = Sender::open(&name, Blocking).unwrap();
+        let reader = std::thread::spawn(move || {
+            pin_to(reader_cpu);
+            for _ in 0..20 {
+                rx.recv_timeout(WAIT, |_| ()).unwrap();
+            }
+        });
+        pin_to(writer_cpu);
+        for _ in 0..20 {
+            // Long enough for the reader to park.
+            std::thread::sleep(Duration::from_millis(10));
+            tx.send(b"wake").unwrap();
+        }
+        reader.join().unwrap();
+        pin_to_all(&cpus);
+        let seen = seen.lock().unwrap();
+        let what = format!("reader on CPU {reader_cpu}, writer on {writer_cpu}: {seen:?}");
+        assert!(seen.len() >= 15, "{what}");
+        for w in seen.iter() {
+            assert_eq!(w.beside_waker, Some(reader_cpu == writer_cpu), "{what}");
+            assert!(w.late.is_some_and(|l| l < Duration::from_secs(1)), "{what}");
+        }
+    }
+}
+
+fn pin_to_all(cpus: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    cpus.iter().for_each(|&c| set.set(c).unwrap());
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
 }

@@ -687,13 +687,19 @@ impl IdleStrategy for Adaptive {
         }
     }
 
-    /// One wake-up in `WAKE_SAMPLE_EVERY` (each of the first `WARMUP`) teaches `W`. The others
+    /// One wake-up in `WAKE_SAMPLE_EVERY` (each of the first `WARMUP`; a quarter as many
+    /// beside the peer) teaches `W`. The others
     /// are measured only where the lateness dates a message: the gap of a wait that
     /// spun, or the end of a long wait while waking ahead may pay. A measurement is two
     /// clock reads, which on one CPU add to every round trip.
     fn wants_wake_cost(&mut self) -> bool {
         self.wakes = self.wakes.wrapping_add(1);
-        let sample = self.wakes <= WARMUP || self.wakes % WAKE_SAMPLE_EVERY == 0;
+        // Beside the peer `W` decides nothing: sample only to notice the peer leave.
+        let every = match self.beside_peer() {
+            true => WAKE_SAMPLE_EVERY * 4,
+            false => WAKE_SAMPLE_EVERY,
+        };
+        let sample = self.wakes <= WARMUP || self.wakes % every == 0;
         self.gap_only = !sample;
         sample || self.wait.pending.is_some() || self.wait.dated
     }
@@ -715,12 +721,18 @@ impl IdleStrategy for Adaptive {
         }
         let Some(late) = wake.late else { return };
         let late = late.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let arrived = self
-            .clock
-            .now()
-            .saturating_sub(self.wait.start)
-            .saturating_sub(late);
-        if self.wait.polls > 0 && self.wait.dated {
+        let dated = self.wait.polls > 0 && self.wait.dated;
+        // When the message came, for the waits that learn from it (a clock read: on one
+        // CPU each adds to the round trip).
+        let arrived = match dated || self.wait.pending.is_some() {
+            true => self
+                .clock
+                .now()
+                .saturating_sub(self.wait.start)
+                .saturating_sub(late),
+            false => 0,
+        };
+        if dated {
             // The wait outlasted its spin. A gap well past a wake-up is what waking
             // ahead is for (a planned window it arrived before or after teaches the
             // next plan); a short one (a burst's straggler) is the spin limit's.

@@ -573,9 +573,9 @@ fn pin_to(cpu: usize) {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
 }
 
-/// A parked reader woken by a writer on its own CPU hears so (its lateness is the
-/// writer's time on that CPU, and a spin of its own would hold the writer off), and on
-/// another CPU hears not; both hear how late they ran.
+/// A parked reader woken by a writer process on its own CPU hears so (its lateness is
+/// the writer's time on that CPU, and a spin of its own would hold the writer off), and
+/// on another CPU hears not; both hear how late they ran.
 #[test]
 fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
     let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
@@ -587,6 +587,7 @@ fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
         Some(&other) => cases.push((cpus[0], other)),
         None => eprintln!("one CPU allowed: the two-CPU case is not run"),
     }
+    const COUNT: usize = 3_000;
     for (reader_cpu, writer_cpu) in cases {
         let name = unique_name("wakecpu");
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -594,24 +595,36 @@ fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
             .capacity(4096)
             .create_receiver(&name, Recorder(seen.clone()))
             .unwrap();
-        let mut tx: Sender<Spsc, Futex, Blocking> = Sender::open(&name, Blocking).unwrap();
-        let reader = std::thread::spawn(move || {
-            pin_to(reader_cpu);
-            for _ in 0..20 {
-                rx.recv_timeout(WAIT, |_| ()).unwrap();
-            }
-        });
+        // The writer inherits this thread's CPU.
         pin_to(writer_cpu);
-        for _ in 0..20 {
-            // Long enough for the reader to park.
-            std::thread::sleep(Duration::from_millis(10));
-            tx.send(b"wake").unwrap();
+        let writer = peer(
+            &[
+                "send",
+                "spsc",
+                "futex",
+                "blocking",
+                &name,
+                &COUNT.to_string(),
+                "7",
+                "0",
+            ],
+            None,
+        );
+        pin_to(reader_cpu);
+        for i in 0..COUNT {
+            if let Err(e) = rx.recv_timeout(WAIT, |_| ()) {
+                panic!("message {i}: {e}");
+            }
         }
-        reader.join().unwrap();
         pin_to_all(&cpus);
+        assert!(writer.wait_timeout(WAIT).success());
         let seen = seen.lock().unwrap();
-        let what = format!("reader on CPU {reader_cpu}, writer on {writer_cpu}: {seen:?}");
-        assert!(seen.len() >= 15, "{what}");
+        let what = format!(
+            "reader on CPU {reader_cpu}, writer on {writer_cpu}: {} wake-ups {:?}",
+            seen.len(),
+            &seen[..seen.len().min(5)]
+        );
+        assert!(seen.len() >= 10, "{what}");
         for w in seen.iter() {
             assert_eq!(w.beside_waker, Some(reader_cpu == writer_cpu), "{what}");
             assert!(w.late.is_some_and(|l| l < Duration::from_secs(1)), "{what}");

@@ -52,7 +52,7 @@ const RAMP_FIRST_NS: u64 = 1_000;
 const RAMP_LAST_NS: u64 = 50_000_000;
 /// Wake-ups measured after the warm-up: one in this many.
 const WAKE_SAMPLE_EVERY: u32 = 4;
-/// While more than this share of its sampled wake-ups ran on the waker's CPU, it takes
+/// While more than this share of its reported wake-ups ran on the waker's CPU, it takes
 /// its peer to share its CPU, and spins not at all.
 const BESIDE_SHARE: f32 = 0.5;
 /// The most spin time the CPU budget saves up over a quiet spell.
@@ -114,12 +114,12 @@ const GUARD_EARLY_NS: u64 = 2_000;
 ///
 /// What it learns follows the machine: with both ends on one CPU, spinning only delays
 /// the peer that would write. The channel notes the CPU each notify came from, and
-/// while most sampled wake-ups ran on their waker's CPU it neither spins nor explores
+/// while most wake-ups it measured ran on their waker's CPU it neither spins nor explores
 /// nor wakes ahead (the `blocking` behaviour). Weighing the spin there, it took the
 /// lateness such a wake-up shows (the waker's own spin before it let go of the CPU) for
 /// a wake-up's cost, and now and then the two ends spun longer in turn, each delaying
 /// the other, their spins meeting messages only because the scheduler preempted them
-/// (limits of 0.1-0.7 ms on one CPU in one bench run of three). Where the CPU is not
+/// (limits of 0.2-0.7 ms on one CPU at the end of three bench runs in ten). Where the CPU is not
 /// known, the curve alone keeps the limit near zero there. An optional CPU budget
 /// ([`Adaptive::with_budget`]) caps the share of a core spent spinning, windows included.
 ///
@@ -170,7 +170,7 @@ pub struct Adaptive {
     queued: f64,
     /// The long gaps, for waking ahead of a regular one (see `anticipate`).
     ahead: Box<Anticipator>,
-    /// The fading share of sampled wake-ups that ran on the CPU their waker notified
+    /// The fading share of reported wake-ups that ran on the CPU their waker notified
     /// from.
     beside: f32,
     wait: Wait,
@@ -305,7 +305,7 @@ impl Adaptive {
         self.ahead.hits()
     }
 
-    /// Whether its peer seems to share its CPU: most sampled wake-ups ran on the CPU
+    /// Whether its peer seems to share its CPU: most wake-ups it measured ran on the CPU
     /// their waker notified from. There a spin only holds off the peer that would end
     /// it (a message met spinning came because the scheduler took this end off the
     /// CPU), and the lateness measured includes the waker's own spin: were it weighed as

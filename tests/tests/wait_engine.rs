@@ -567,9 +567,10 @@ impl IdleStrategy for Recorder {
 
 impl ParksOn<Futex> for Recorder {}
 
-fn pin_to(cpu: usize) {
+/// Lets this thread (and what it spawns) run only on `cpus`.
+fn pin_to(cpus: &[usize]) {
     let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).unwrap();
+    cpus.iter().for_each(|&c| set.set(c).unwrap());
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
 }
 
@@ -596,7 +597,7 @@ fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
             .create_receiver(&name, Recorder(seen.clone()))
             .unwrap();
         // The writer inherits this thread's CPU.
-        pin_to(writer_cpu);
+        pin_to(&[writer_cpu]);
         let writer = peer(
             &[
                 "send",
@@ -610,13 +611,13 @@ fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
             ],
             None,
         );
-        pin_to(reader_cpu);
+        pin_to(&[reader_cpu]);
         for i in 0..COUNT {
             if let Err(e) = rx.recv_timeout(WAIT, |_| ()) {
                 panic!("message {i}: {e}");
             }
         }
-        pin_to_all(&cpus);
+        pin_to(&cpus);
         assert!(writer.wait_timeout(WAIT).success());
         let seen = seen.lock().unwrap();
         let what = format!(
@@ -630,10 +631,4 @@ fn a_wake_up_tells_whether_it_ran_on_its_wakers_cpu() {
             assert!(w.late.is_some_and(|l| l < Duration::from_secs(1)), "{what}");
         }
     }
-}
-
-fn pin_to_all(cpus: &[usize]) {
-    let mut set = nix::sched::CpuSet::new();
-    cpus.iter().for_each(|&c| set.set(c).unwrap());
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
 }

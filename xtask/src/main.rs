@@ -16,7 +16,10 @@
 //! * `bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] [--bridge]` — the cross-process
 //!   matrix (`shm-bench`, built in release mode; `--peers` adds other libraries' rows,
 //!   building with the `peers` feature); `bench --micro` — the criterion benchmarks.
+//! * `cost` — instructions per operation on the hot paths (ring, channel), counted by
+//!   callgrind (needs valgrind): noise-free, for comparing one change with the last.
 
+mod cost;
 mod loom;
 mod mutants;
 mod readme;
@@ -69,9 +72,10 @@ fn main() -> ExitCode {
         },
         "bench" if flag("--micro") => micro(flag("--full")),
         "bench" => bench(rest),
+        "cost" => cost::cost(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | readme | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] [--bridge] | bench --micro [--full]>"
+                "usage: cargo xtask <ci | readme | loom [--deep] | mutants [--filter TEXT | --only FILE] | fuzz [--rounds N] | soak [--seconds N] | bench [--full] [--filter TEXT] [--json] [--same-cpu] [--cpus A,B] [--peers] [--bridge] | bench --micro [--full] | cost>"
             );
             return if task == "help" || task == "--help" {
                 ExitCode::SUCCESS

@@ -34,7 +34,8 @@ fn blocks(markdown: &str, lang: &str) -> Vec<String> {
     out
 }
 
-fn target_dir() -> PathBuf {
+/// The workspace's target directory (`CARGO_TARGET_DIR` honoured).
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| if t.is_absolute() { t } else { root().join(t) })

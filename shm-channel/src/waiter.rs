@@ -278,13 +278,30 @@ pub(crate) fn wake_fenced<K: ChannelKind, N: Notifier + ?Sized>(
     }
 }
 
-#[inline]
+/// The load every publication pays, inline; what follows only when someone sleeps, out
+/// of line (inlined, it cost each message a call's worth of register saves).
+#[inline(always)]
 fn wake_after_fence<N: Notifier + ?Sized>(
     word: &AtomicU32,
     notes: Option<WakeNotes<'_>>,
     notifier: &N,
 ) -> io::Result<bool> {
-    let mut cur = word.load(Ordering::Relaxed);
+    let cur = word.load(Ordering::Relaxed);
+    if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
+        return Ok(false);
+    }
+    notify_sleepers(word, cur, notes, notifier)
+}
+
+/// Marks `word` notified (unless someone else did or the sleepers left) and notifies.
+#[cold]
+#[inline(never)]
+fn notify_sleepers<N: Notifier + ?Sized>(
+    word: &AtomicU32,
+    mut cur: u32,
+    notes: Option<WakeNotes<'_>>,
+    notifier: &N,
+) -> io::Result<bool> {
     loop {
         if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
             return Ok(false);

@@ -287,10 +287,17 @@ fn wake_after_fence<N: Notifier + ?Sized>(
     notifier: &N,
 ) -> io::Result<bool> {
     let cur = word.load(Ordering::Relaxed);
-    if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
+    if !needs_notify(cur) {
         return Ok(false);
     }
     notify_sleepers(word, cur, notes, notifier)
+}
+
+/// Whether a waker that found `word` holding `cur` must notify: someone announced and
+/// no one has notified them yet.
+#[inline(always)]
+fn needs_notify(cur: u32) -> bool {
+    cur & !NOTIFIED != 0 && cur & NOTIFIED == 0
 }
 
 /// Marks `word` notified (unless someone else did or the sleepers left) and notifies.
@@ -303,7 +310,7 @@ fn notify_sleepers<N: Notifier + ?Sized>(
     notifier: &N,
 ) -> io::Result<bool> {
     loop {
-        if cur & !NOTIFIED == 0 || cur & NOTIFIED != 0 {
+        if !needs_notify(cur) {
             return Ok(false);
         }
         if fault::waker_stores_notified() {

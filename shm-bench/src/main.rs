@@ -211,12 +211,14 @@ fn duration(scenario: &str, full: bool) -> Duration {
 
 /// Runs of each row, alternated with the other rows; the report keeps the median. The
 /// scenarios that place rows on a latency/CPU front repeat even in quick mode: one noisy
-/// run on a shared machine would move a row on or off the front. One CPU runs five: there
-/// `adaptive` and `blocking` park alike, and three runs left their p50s 0.7-1.5x apart
-/// on a shared VM, wider than the 1.1x the comparison asks about.
-fn repeats(scenario: &str, full: bool) -> usize {
-    match (scenario, full) {
+/// run on a shared machine would move a row on or off the front. Rounds on one CPU
+/// (pingpong-1cpu, and pingpong under `--same-cpu`) run five: each is one scheduler
+/// decision per message, and three runs left `adaptive` and `blocking` (which park alike
+/// there) 0.7-1.5x apart on a shared VM, wider than the 1.1x the comparison asks about.
+fn repeats(scenario: &str, o: &Opts) -> usize {
+    match (scenario, o.full) {
         (ONE_CPU, _) => 5,
+        ("pingpong", _) if o.same_cpu => 5,
         ("pingpong" | "paced" | "burst", false) => 3,
         (_, false) => 1,
         (_, true) => 3,
@@ -447,7 +449,7 @@ fn main() {
     let pinned = sys::cpus() >= 2 && sys::pin(o.cpus.0);
     let mut jobs = Vec::new();
     for (scenario, rows, sizes, rates) in plan(o.full, o.peers, o.bridge) {
-        for rep in 0..repeats(scenario, o.full) {
+        for rep in 0..repeats(scenario, &o) {
             for size in &sizes {
                 for rate in &rates {
                     for row in &rows {

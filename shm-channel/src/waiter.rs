@@ -279,7 +279,8 @@ pub(crate) fn wake_fenced<K: ChannelKind, N: Notifier + ?Sized>(
 }
 
 /// The load every publication pays, inline; what follows only when someone sleeps, out
-/// of line (inlined, it cost each message a call's worth of register saves).
+/// of line. (When this whole check was one out-of-line call, its register saves cost
+/// every message more than the check itself.)
 #[inline(always)]
 fn wake_after_fence<N: Notifier + ?Sized>(
     word: &AtomicU32,

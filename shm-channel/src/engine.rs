@@ -134,6 +134,10 @@ impl Engine {
     }
 
     /// Runs `op` until it is done or `deadline` passes (see the module docs).
+    // Always inlined, its first try with it: most calls end there (a send with space, a
+    // receive with a message waiting), and the call and result copies of an out-of-line
+    // loop cost such a call more than the try itself (callgrind, `examples/path_cost.rs`).
+    #[inline(always)]
     pub(crate) fn wait<O: Op, N: Notifier, I: ParksOn<N>>(
         &mut self,
         link: &Link<N>,
@@ -143,46 +147,67 @@ impl Engine {
     ) -> Result<O::Out, O::Error> {
         idle.reset();
         self.woken = false;
+        match self.attempt(op) {
+            Some(out) => out,
+            None => self.wait_after_empty(link, idle, op, deadline),
+        }
+    }
+
+    /// The rest of [`Engine::wait`], after an attempt found nothing to do.
+    fn wait_after_empty<O: Op, N: Notifier, I: ParksOn<N>>(
+        &mut self,
+        link: &Link<N>,
+        idle: &mut I,
+        op: &mut O,
+        deadline: Option<Instant>,
+    ) -> Result<O::Out, O::Error> {
         let notifier = link.notifier(self.dir);
         loop {
             let watches = idle.watches(notifier);
-            let plan = match self.step(link, op, deadline, watches, |_| idle.idle(0)) {
+            let plan = match self.after_empty(link, op, deadline, watches, |_| idle.idle(0)) {
                 Step::Done(out) => return out,
-                Step::Again => continue,
-                Step::Park(plan) => plan,
+                Step::Again => None,
+                Step::Park(plan) => Some(plan),
             };
-            let mut outcome = None;
-            let watch = &self.watch;
-            let parked = waiter::park(
-                link.word(self.dir),
-                self.who,
-                notifier,
-                || {
-                    outcome = op.attempt();
-                    outcome.is_some() || (plan.watching && !watch.is_current(&link.segment))
-                },
-                |suspect| {
-                    let timeout = plan.timeout(suspect);
-                    match (plan.watching, watch.fd()) {
-                        (true, Some(fd)) => idle.block_watching(notifier, &[fd], timeout),
-                        _ => idle.block(notifier, timeout),
-                    }
-                },
-            )?;
-            if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
-                idle.woken(waiter::wake_up(link.wake_notes(self.dir)));
+            if let Some(plan) = plan {
+                let mut outcome = None;
+                let watch = &self.watch;
+                let parked = waiter::park(
+                    link.word(self.dir),
+                    self.who,
+                    notifier,
+                    || {
+                        outcome = op.attempt();
+                        outcome.is_some() || (plan.watching && !watch.is_current(&link.segment))
+                    },
+                    |suspect| {
+                        let timeout = plan.timeout(suspect);
+                        match (plan.watching, watch.fd()) {
+                            (true, Some(fd)) => idle.block_watching(notifier, &[fd], timeout),
+                            _ => idle.block(notifier, timeout),
+                        }
+                    },
+                )?;
+                if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
+                    idle.woken(waiter::wake_up(link.wake_notes(self.dir)));
+                }
+                self.parked(parked);
+                if let Some(out) = outcome {
+                    self.spurious = 0;
+                    return out;
+                }
             }
-            self.parked(parked);
-            if let Some(out) = outcome {
-                self.spurious = 0;
+            if let Some(out) = self.attempt(op) {
                 return out;
             }
         }
     }
 
-    /// Steps 1 to 4 of the loop, short of blocking: returns what to do next. `action`
-    /// is the idle strategy's answer (asked only after an empty attempt); `can_watch`
-    /// whether the way this end blocks can also wait on the peers' pidfds.
+    /// Steps 1 to 4 of the loop, short of blocking (the async ends block in their reactor
+    /// instead): returns what to do next. `action` is the idle strategy's answer (asked
+    /// only after an empty attempt); `can_watch` whether the way this end blocks can also
+    /// wait on the peers' pidfds.
+    #[cfg(all(feature = "tokio", not(shm_loom)))]
     pub(crate) fn step<O: Op, N: Notifier>(
         &mut self,
         link: &Link<N>,
@@ -191,12 +216,30 @@ impl Engine {
         can_watch: bool,
         action: impl FnOnce(&mut Self) -> Action,
     ) -> Step<Result<O::Out, O::Error>> {
-        // 1. Try the ring.
-        if let Some(out) = op.attempt() {
-            self.woken = false;
-            self.spurious = 0;
-            return Step::Done(out);
+        match self.attempt(op) {
+            Some(out) => Step::Done(out),
+            None => self.after_empty(link, op, deadline, can_watch, action),
         }
+    }
+
+    /// Step 1: tries the ring; progress ends a run of spurious wake-ups.
+    #[inline(always)]
+    fn attempt<O: Op>(&mut self, op: &mut O) -> Option<Result<O::Out, O::Error>> {
+        let out = op.attempt()?;
+        self.woken = false;
+        self.spurious = 0;
+        Some(out)
+    }
+
+    /// Steps 2 to 4, after an attempt found nothing to do.
+    fn after_empty<O: Op, N: Notifier>(
+        &mut self,
+        link: &Link<N>,
+        op: &mut O,
+        deadline: Option<Instant>,
+        can_watch: bool,
+        action: impl FnOnce(&mut Self) -> Action,
+    ) -> Step<Result<O::Out, O::Error>> {
         if std::mem::take(&mut self.woken) {
             // Woken for nothing: check the peers before sleeping again, and back off if
             // it keeps happening (a stale or corrupt waiter word can cause it).

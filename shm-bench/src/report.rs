@@ -386,9 +386,39 @@ fn advice(rows: &[Row]) -> String {
     out
 }
 
+/// A warning when the host moved the two CPUs during the run: `floor/spin` (one word
+/// bouncing between them, nothing else) measured at every payload should not change
+/// with the payload, and on a VM whose virtual CPUs sometimes share a physical core it
+/// took 0.07 µs in some runs and 0.41 µs in others. Rows measured in different
+/// placements cannot be compared.
+fn placement_warning(rows: &[Row]) -> Option<String> {
+    let floors: Vec<(usize, u64)> = rows
+        .iter()
+        .filter(|r| r.scenario == "pingpong" && r.row == "floor/spin" && r.sample.p50 > 0)
+        .map(|r| (r.payload, r.sample.p50))
+        .collect();
+    let lo = floors.iter().min_by_key(|f| f.1)?;
+    let hi = floors.iter().max_by_key(|f| f.1)?;
+    (hi.1 > 2 * lo.1).then(|| {
+        format!(
+            "**The CPUs moved during this run**: `floor/spin` took {} µs at {} B and {} µs at \
+             {} B, where it moves the same one word. The host placed the two CPUs differently \
+             (on a VM: sometimes on one physical core), so compare rows of one payload only, \
+             and run again to compare across payloads.\n",
+            us(lo.1),
+            lo.0,
+            us(hi.1),
+            hi.0
+        )
+    })
+}
+
 fn markdown(rows: &[Row], env: &Environment) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# shm-bench report\n\n{}\n", env.describe());
+    if let Some(warning) = placement_warning(rows) {
+        let _ = writeln!(md, "{warning}");
+    }
     let advice = advice(rows);
     if !advice.is_empty() {
         let _ = writeln!(
@@ -627,4 +657,36 @@ pub fn write_all(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Sample;
+
+    fn floor(payload: usize, p50: u64) -> Row {
+        Row {
+            scenario: "pingpong",
+            row: "floor/spin".into(),
+            payload,
+            rate: None,
+            sample: Sample {
+                p50,
+                ..Sample::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_run_whose_cpus_moved_says_so() {
+        let steady = [floor(8, 330), floor(64, 410), floor(256, 300)];
+        assert_eq!(placement_warning(&steady), None);
+        let moved = [floor(8, 70), floor(64, 410), floor(256, 300)];
+        let warning = placement_warning(&moved).expect("moved");
+        assert!(
+            warning.contains("0.07 µs at 8 B and 0.41 µs at 64 B"),
+            "{warning}"
+        );
+        assert_eq!(placement_warning(&[]), None);
+    }
 }

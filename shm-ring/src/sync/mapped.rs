@@ -162,6 +162,24 @@ impl RingMemory {
         f(unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(index), len) })
     }
 
+    /// Hints the CPU to fetch the 64-byte line after the one holding `index` (wrapping
+    /// to the start of the data region). Does nothing off x86-64.
+    #[inline(always)]
+    pub(crate) fn prefetch_next_line(&self, index: usize) {
+        let next = ((index | 63) + 1) & (self.capacity - 1);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = next;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it loads nothing into the program and cannot
+        // fault; `next` is inside the data region anyway (masked by the power-of-two
+        // capacity, which is at least a line).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.data.as_ptr().add(next).cast(),
+            )
+        };
+    }
+
     /// Zeroes `index..index + len` of the data region.
     ///
     /// # Safety

@@ -126,6 +126,9 @@ impl RingMemory {
         f(&buf[..len])
     }
 
+    /// A cache hint: nothing to model.
+    pub(crate) fn prefetch_next_line(&self, _index: usize) {}
+
     /// # Safety
     /// Same contract as the mapped version; loom checks it.
     pub(crate) unsafe fn zero(&self, index: usize, len: usize) {

@@ -219,11 +219,14 @@ fn duration(scenario: &str, full: bool) -> Duration {
 /// (pingpong-1cpu, and pingpong under `--same-cpu`) run five: each is one scheduler
 /// decision per message, and three runs left `adaptive` and `blocking` (which park alike
 /// there) 0.7-1.5x apart on a shared VM, wider than the 1.1x the comparison asks about.
+/// Stream rows repeat too: a quick run lasts 60 ms, and one run's rate moved from 13 to
+/// 24 M msgs/s (80 runs of one row, 64 B, on the 2-vCPU VM), wider than the margins
+/// between the rows it compares.
 fn repeats(scenario: &str, o: &Opts) -> usize {
     match (scenario, o.full) {
         (ONE_CPU, _) => 5,
         ("pingpong", _) if o.same_cpu => 5,
-        ("pingpong" | "paced" | "burst", false) => 3,
+        ("pingpong" | "paced" | "burst" | "stream", false) => 3,
         (_, false) => 1,
         (_, true) => 3,
     }
@@ -373,7 +376,7 @@ Measures every channel configuration (notifier x idle strategy) between two proc
 beside the hardware floors and the kernel's own paths, and writes report.md, report.json
 and paced.svg to <target dir>/shm-bench/.
 
-  --quick        short runs (the default, about two and a half minutes)
+  --quick        short runs (the default, about three minutes)
   --full         longer runs, more strategies and payloads
   --filter TEXT  only rows whose `scenario/row` contains TEXT (e.g. pingpong/channel;
                  several, comma-separated: any of them)

@@ -434,7 +434,8 @@ fn markdown(rows: &[Row], env: &Environment) -> String {
          of each process (1.0 = a whole core). Pingpong, pingpong-1cpu, paced and burst rows \
          are the run with the median p50 of three (pingpong-1cpu, and pingpong under `--same-cpu`: five), alternated with the \
          other rows; their p90, p99 and p99.9 are each the median of those runs' values (one \
-         run's hiccup of the machine is not a row's tail), their max the largest. `vs floor` is p50 over the p50 of the floor measured \
+         run's hiccup of the machine is not a row's tail), their max the largest; stream rows \
+         are the run with the median rate of three, alternated likewise. `vs floor` is p50 over the p50 of the floor measured \
          in the same run (spin rows against floor/ring, which moves the same payload in cache-line \
          slots and nothing else; floor/spin moves one word; blocking futex/eventfd rows against their \
          raw wake floor). `*` marks the Pareto front of each pingpong, burst and paced rate: no \

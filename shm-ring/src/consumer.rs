@@ -426,7 +426,7 @@ const CPU_LINE: usize = 64;
 /// next). Measured in alternated runs (SPSC pingpong, x86): it pays when a record of
 /// that size would end strictly inside that next line, so that the header the writer
 /// zeroes after it lands there too: the line then arrives with the header's instead of
-/// after it (72-byte records, the bare ring's round trip 0.49-0.60 -> 0.45-0.47 µs). It
+/// after it (72-byte records, the bare ring's round trip 0.53-0.60 -> 0.45-0.50 µs). It
 /// costs when the writer fills that line whole (a record ending exactly at its end, or
 /// one of three lines or more: up to +0.28 µs), most likely because each fetch while
 /// the writer is still filling the line takes the line back from it. MPSC consumers

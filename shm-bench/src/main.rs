@@ -376,7 +376,7 @@ Measures every channel configuration (notifier x idle strategy) between two proc
 beside the hardware floors and the kernel's own paths, and writes report.md, report.json
 and paced.svg to <target dir>/shm-bench/.
 
-  --quick        short runs (the default, about three minutes)
+  --quick        short runs (the default, about four and a half minutes)
   --full         longer runs, more strategies and payloads
   --filter TEXT  only rows whose `scenario/row` contains TEXT (e.g. pingpong/channel;
                  several, comma-separated: any of them)

@@ -9,10 +9,11 @@
 //! 2. **ask** the idle strategy what to do after an empty attempt;
 //! 3. **check** the peers when a check is due (paced: four per liveness interval) or owed
 //!    (a watched peer exited, a wake-up came to nothing): [`Op::check`];
-//! 4. **spin, yield or sleep** as told, or **park** through [`crate::waiter`]: announce,
+//! 4. **spin, yield or sleep** as told (a reader right behind a streaming writer first
+//!    holds off, see [`HOLD_OFF`]), or **park** through [`crate::waiter`]: announce,
 //!    fence, re-check (attempt again), block (on the notifier, and on the peers' pidfds
 //!    when the whole side is watched, see [`crate::liveness`]), withdraw;
-//! 5. **count** it (parks, spurious wake-ups) and go round again.
+//! 5. **count** it (parks, spurious wake-ups, hold-offs) and go round again.
 //!
 //! The blocking ends run [`Engine::wait`]; the async ends run [`Engine::step`] and block
 //! in their reactor instead, the only part that differs. A run of spurious wake-ups
@@ -48,6 +49,12 @@ pub(crate) trait Op {
     /// Whether the op needs a liveness check before it may park (the end of a stream
     /// was seen with messages left to deliver).
     fn owes_check(&self) -> bool {
+        false
+    }
+
+    /// Whether the last attempt found the ring empty right behind a streaming writer
+    /// (see `shm_ring::Consumer::caught_up`): a spin then holds off first.
+    fn caught_up(&self) -> bool {
         false
     }
 
@@ -98,9 +105,10 @@ pub(crate) struct Engine {
     woken: bool,
     /// Consecutive spurious wake-ups.
     spurious: u32,
-    /// Parks and spurious wake-ups so far (the end's [`Stats`] report them).
+    /// Parks, spurious wake-ups and hold-offs so far (the end's [`Stats`] report them).
     parks: u64,
     spurious_wakes: u64,
+    hold_offs: u64,
 }
 
 impl Engine {
@@ -115,6 +123,7 @@ impl Engine {
             spurious: 0,
             parks: 0,
             spurious_wakes: 0,
+            hold_offs: 0,
         }
     }
 
@@ -129,6 +138,7 @@ impl Engine {
         Stats {
             parks: self.parks,
             spurious_wakes: self.spurious_wakes,
+            hold_offs: self.hold_offs,
             ..stats
         }
     }
@@ -266,6 +276,10 @@ impl Engine {
         }
         // 4. Spin, yield or sleep; or plan a park.
         let Action::Park(timeout) = action else {
+            if action == Action::Spin && op.caught_up() {
+                self.hold_offs += 1;
+                hold_off(deadline);
+            }
             simple_action(action, deadline);
             return Step::Again;
         };
@@ -306,6 +320,35 @@ impl Engine {
 /// The deadline `timeout` from now; `None` (no deadline) when the clock cannot hold it.
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
+}
+
+/// How long a spinning reader that caught up with a streaming writer waits before it
+/// polls again. Each poll right behind the writer reads the line it is filling and takes
+/// it away from it, so a reader that keeps catching up slows the writer to its own pace
+/// (a 64-byte stream settled at 5-10 M msgs/s in that state, and stayed there); held
+/// off, the writer gets a few lines ahead and the reader comes back to a batch. In
+/// alternated in-process runs of a throw-away build (64-byte stream, two pinned threads,
+/// a hold-off after any run of two or more) 0.25, 0.5, 1 and 2 µs
+/// raised the median rate from 14.7 to 18.2, 18.7, 20.0 and 21.2 M msgs/s and the worst
+/// of 20 runs from 10.5 to 14.5, 16.3, 17.6 and 19.1 M. It delays a message that comes
+/// within that time by at most that much, and only after runs of four or more.
+#[cfg(not(shm_loom))]
+const HOLD_OFF: Duration = Duration::from_micros(1);
+
+/// Waits out [`HOLD_OFF`] (never past `deadline`) without touching the ring.
+fn hold_off(deadline: Option<Instant>) {
+    #[cfg(not(shm_loom))]
+    {
+        let now = Instant::now();
+        let until = deadline.map_or(now + HOLD_OFF, |d| d.min(now + HOLD_OFF));
+        while Instant::now() < until {
+            for _ in 0..4 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    #[cfg(shm_loom)]
+    let _ = deadline;
 }
 
 /// Carries out the actions that need no channel (spin, yield, sleep).

@@ -35,6 +35,9 @@ pub struct Stats {
     pub parks: u64,
     /// Wake-ups after which there was still nothing to do.
     pub spurious_wakes: u64,
+    /// Times this end, a reader right behind a streaming writer, held off ~1 µs before
+    /// it polled again (see [`shm_ring::Consumer::caught_up`]).
+    pub hold_offs: u64,
 }
 
 /// The segment and the notifiers of both directions.

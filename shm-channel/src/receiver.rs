@@ -326,6 +326,10 @@ impl<K: ChannelKind, N: Notifier, F: FnOnce(&[u8]) -> R, R> Op for RecvOp<'_, K,
         *self.end.gone_seen
     }
 
+    fn caught_up(&self) -> bool {
+        self.end.consumer.caught_up()
+    }
+
     fn timed_out() -> RecvTimeoutError {
         RecvTimeoutError::Timeout
     }

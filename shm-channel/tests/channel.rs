@@ -293,3 +293,35 @@ fn runtime_chosen_pollable_notifier_parks_in_epoll() {
     );
     assert!(e.to_string().contains("AnyNotifier"), "{e}");
 }
+
+#[test]
+fn a_reader_holds_off_only_when_caught_up_with_a_streaming_writer() {
+    let (mut tx, mut rx) =
+        shm_channel::channel::<Spsc, shm_notify::ThreadNotifier, _, _>(4096, BusySpin, BusySpin)
+            .unwrap();
+    let idle_for_5ms = |rx: &mut Receiver<Spsc, shm_notify::ThreadNotifier, BusySpin>| {
+        let got = rx.recv_timeout(Duration::from_millis(5), |_| ());
+        assert!(matches!(got, Err(RecvTimeoutError::Timeout)), "{got:?}");
+        rx.stats().hold_offs
+    };
+    // Request and reply: one message per empty read.
+    for _ in 0..8 {
+        tx.send(b"request").unwrap();
+        rx.recv(|_| ()).unwrap();
+    }
+    assert_eq!(idle_for_5ms(&mut rx), 0);
+    // Two runs of four, each read until the ring is empty: caught up.
+    for _ in 0..2 {
+        for _ in 0..4 {
+            tx.send(b"stream").unwrap();
+        }
+        while rx.try_recv(|_| ()).is_ok() {}
+    }
+    let held = idle_for_5ms(&mut rx);
+    assert!(held > 0);
+    // A run of one ends it.
+    tx.send(b"single").unwrap();
+    rx.recv(|_| ()).unwrap();
+    assert!(matches!(rx.try_recv(|_| ()), Err(TryRecvError::Empty)));
+    assert_eq!(idle_for_5ms(&mut rx), held);
+}

@@ -18,11 +18,11 @@
 //! 2. ask the idle strategy what to do;
 //! 3. check that the peers live, when due (four times per detection interval) or owed
 //!    (a watched peer exited, a wake-up came to nothing);
-//! 4. spin (a reader right behind a writer that streams holds off ~1 µs first, so the
-//!    writer gets ahead: see [`shm_ring::Consumer::caught_up`]), yield, sleep, or park
-//!    through the waiter protocol (`waiter.rs`): announce on the waiter word, fence,
-//!    re-check the ring, block on the notifier (and on the peers' pidfds where the
-//!    notifier has an fd), withdraw;
+//! 4. spin (a reader right behind a writer that streams polls only every ~1 µs, so the
+//!    writer gets ahead: see [`shm_ring::Consumer::caught_up`]), yield,
+//!    sleep, or park through the waiter protocol (`waiter.rs`): announce on the waiter
+//!    word, fence, re-check the ring, block on the notifier (and on the peers' pidfds
+//!    where the notifier has an fd), withdraw;
 //! 5. count it ([`Stats`]) and go round again.
 //!
 //! The async ends run the same steps and only block differently (in tokio's reactor);

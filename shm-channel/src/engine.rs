@@ -9,10 +9,10 @@
 //! 2. **ask** the idle strategy what to do after an empty attempt;
 //! 3. **check** the peers when a check is due (paced: four per liveness interval) or owed
 //!    (a watched peer exited, a wake-up came to nothing): [`Op::check`];
-//! 4. **spin, yield or sleep** as told (a reader right behind a streaming writer first
-//!    holds off between polls, see [`HOLD_OFF`]), or **park** through [`crate::waiter`]: announce,
-//!    fence, re-check (attempt again), block (on the notifier, and on the peers' pidfds
-//!    when the whole side is watched, see [`crate::liveness`]), withdraw;
+//! 4. **spin, yield or sleep** as told (a reader right behind a streaming writer holds
+//!    off between polls, see [`HOLD_OFF`]), or **park** through [`crate::waiter`]:
+//!    announce, fence, re-check (attempt again), block (on the notifier, and on the
+//!    peers' pidfds when the whole side is watched, see [`crate::liveness`]), withdraw;
 //! 5. **count** it (parks, spurious wake-ups, hold-offs) and go round again.
 //!
 //! The blocking ends run [`Engine::wait`]; the async ends run [`Engine::step`] and block
@@ -334,10 +334,10 @@ pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
 /// (a 64-byte stream settled at 5-10 M msgs/s in that state, and stayed there); held
 /// off, the writer gets a few lines ahead and the reader comes back to a batch. In
 /// alternated in-process runs of a throw-away build (64-byte stream, two pinned threads,
-/// a hold-off after any run of two or more) 0.25, 0.5, 1 and 2 µs
-/// raised the median rate from 14.7 to 18.2, 18.7, 20.0 and 21.2 M msgs/s and the worst
-/// of 20 runs from 10.5 to 14.5, 16.3, 17.6 and 19.1 M. It delays a message that comes
-/// within that time by at most that much, and only after runs of four or more.
+/// a hold-off after any run of two or more) 0.25, 0.5, 1 and 2 µs raised the median rate
+/// from 14.7 to 18.2, 18.7, 20.0 and 21.2 M msgs/s and the worst of 20 runs from 10.5 to
+/// 14.5, 16.3, 17.6 and 19.1 M. It delays a message that comes within that time by at
+/// most that much, and only after runs of four or more.
 #[cfg(not(shm_loom))]
 const HOLD_OFF: Duration = Duration::from_micros(1);
 

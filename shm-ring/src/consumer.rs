@@ -365,12 +365,12 @@ impl<K: RingKind> Consumer<K> {
     /// Whether this reader has caught up with a writer that streams: the last two runs
     /// of records it read before finding the ring empty were at least four records long
     /// each (counted in bytes: four records the size of the last one), and it stays so
-    /// across empty reads until a shorter run ends. Polling again at
-    /// once then reads the line the writer is filling, and takes it away from the writer
-    /// once per record or so: a waiting loop does better to hold off a moment and let
-    /// the writer get ahead (the channels' wait engine does). A reader that gets one
-    /// message per empty read (request and reply, paced traffic) or a single backlog
-    /// after a pause is never caught up. SPSC rings only: `false` for the others.
+    /// across empty reads until a shorter run ends. Polling again at once then reads the
+    /// line the writer is filling, and takes it away from the writer once per record or
+    /// so: a waiting loop does better to hold off a moment and let the writer get ahead
+    /// (the channels' wait engine does). A reader that gets one message per empty read
+    /// (request and reply, paced traffic) or a single backlog after a pause is never
+    /// caught up. SPSC rings only: `false` for the others.
     ///
     /// ```
     /// use shm_ring::{Kind, Segment, SegmentOptions, Spsc};

@@ -449,7 +449,9 @@ impl Cursor {
                         continue;
                     }
                 }
-                self.runs.end(p.pos, self.last_size);
+                if K::KIND == Kind::Spsc {
+                    self.runs.end(p.pos, self.last_size);
+                }
                 break;
             }
             let size = checked_size(length, msg_type, index, capacity, max_msg)

@@ -107,8 +107,10 @@ pub(crate) struct Engine {
     spurious: u32,
     /// Hold-offs in this spell of empty attempts (at most [`HOLD_OFFS`]).
     held_off: u8,
-    /// Parks, spurious wake-ups and hold-offs so far (the end's [`Stats`] report them).
+    /// Parks, skipped parks, spurious wake-ups and hold-offs so far (the end's [`Stats`]
+    /// report them).
     parks: u64,
+    parks_skipped: u64,
     spurious_wakes: u64,
     hold_offs: u64,
 }
@@ -125,6 +127,7 @@ impl Engine {
             spurious: 0,
             held_off: 0,
             parks: 0,
+            parks_skipped: 0,
             spurious_wakes: 0,
             hold_offs: 0,
         }
@@ -136,10 +139,11 @@ impl Engine {
         self.dir
     }
 
-    /// `stats` with this engine's counts of parks and spurious wake-ups.
+    /// `stats` with this engine's counts of parks, spurious wake-ups and hold-offs.
     pub(crate) fn stats(&self, stats: Stats) -> Stats {
         Stats {
             parks: self.parks,
+            parks_skipped: self.parks_skipped,
             spurious_wakes: self.spurious_wakes,
             hold_offs: self.hold_offs,
             ..stats
@@ -304,11 +308,14 @@ impl Engine {
 
     /// Step 5: counts a park and notes what ended it.
     pub(crate) fn parked(&mut self, parked: Parked) {
-        if let Parked::Slept(how) = parked {
-            self.parks += 1;
-            self.woken = how == Wait::Notified;
-            if how == Wait::Watched {
-                self.watch.peer_exited();
+        match parked {
+            Parked::Skipped => self.parks_skipped += 1,
+            Parked::Slept(how) => {
+                self.parks += 1;
+                self.woken = how == Wait::Notified;
+                if how == Wait::Watched {
+                    self.watch.peer_exited();
+                }
             }
         }
     }

@@ -33,6 +33,10 @@ pub struct Stats {
     pub notifies: u64,
     /// Times this end went to sleep on its notifier.
     pub parks: u64,
+    /// Times this end announced it would sleep but its re-check found work, so it did
+    /// not. Its peer may have seen the announcement and notified anyway: each costs the
+    /// peer at most one notify.
+    pub parks_skipped: u64,
     /// Wake-ups after which there was still nothing to do.
     pub spurious_wakes: u64,
     /// Times this end, a reader right behind a streaming writer, held off ~1 µs before

@@ -79,16 +79,16 @@ fn a_parked_reader_costs_one_notify_per_park() {
     }
     let rx_stats = reader.join().unwrap();
     let notifies = tx.stats().notifies;
+    // Most bursts find the reader parked (on a loaded machine it may not have got to
+    // its park before the next burst comes).
+    let (parks, skipped) = (rx_stats.parks, rx_stats.parks_skipped);
+    assert!(parks >= BURSTS as u64 / 2, "reader parked {parks} times");
+    // Every park ends by exactly one notify, and a park the reader's re-check skipped
+    // draws at most one (the writer saw the announcement before the withdrawal). A
+    // writer that notified per message would send ~200 per park.
     assert!(
-        rx_stats.parks >= BURSTS as u64,
-        "reader parked {} times",
-        rx_stats.parks
-    );
-    // Every park ends by exactly one notify; at most one more may be left pending.
-    assert!(
-        (rx_stats.parks..=rx_stats.parks + 1).contains(&notifies),
-        "{notifies} notifies for {} parks",
-        rx_stats.parks
+        (parks..=parks + skipped).contains(&notifies),
+        "{notifies} notifies for {parks} parks ({skipped} skipped)"
     );
 }
 

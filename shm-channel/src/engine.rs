@@ -205,14 +205,21 @@ impl Engine {
                         }
                     },
                 )?;
-                if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
-                    idle.woken(waiter::wake_up(link.wake_notes(self.dir)));
-                }
                 self.parked(parked);
                 if let Some(out) = outcome {
                     self.spurious = 0;
                     return out;
                 }
+                // The message first: what the wake-up cost is learnt after it is delivered
+                // (the cost then counts the delivery, and the learning stays off the path).
+                let out = self.attempt(op);
+                if parked == Parked::Slept(Wait::Notified) && idle.wants_wake_cost() {
+                    idle.woken(waiter::wake_up(link.wake_notes(self.dir)));
+                }
+                if let Some(out) = out {
+                    return out;
+                }
+                continue;
             }
             if let Some(out) = self.attempt(op) {
                 return out;
